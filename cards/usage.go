@@ -1,0 +1,184 @@
+package cards
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/storagebot/storagebot/scanner"
+)
+
+// maxChoiceButtons is the maximum number of Teams that Choice offers. A
+// longer list ends with a line that requests more of the name.
+const maxChoiceButtons = 25
+
+// outcomeExplanations are the card text that explains each outcome other
+// than measured to the reader.
+var outcomeExplanations = map[scanner.Outcome]string{
+	scanner.OutcomeUnknown:   "SharePoint returned a quota of all zeros for this Team's drive, which means it does not report usage there. The Team's real usage is unknown, not 0 B.",
+	scanner.OutcomeNoDrive:   "This Team has no drive yet: its SharePoint site is not provisioned, or the group was just deleted.",
+	scanner.OutcomeForbidden: "Microsoft Graph denied access to this Team's drive. The app may lack the Sites.Read.All permission.",
+	scanner.OutcomeFailed:    "Reading this Team's drive failed.",
+}
+
+// Usage builds the card for one Team: used, total, remaining and recycle bin
+// bytes, the quota state, its rank and share among measured Teams, and its
+// short id. For a Team that was not measured it shows the outcome and its
+// reason in place of the quota. r supplies the rank, the share, same-named
+// Teams and the scan time; with a nil r those are left out.
+func Usage(t scanner.TeamUsage, r *scanner.Result) AdaptiveCard {
+	body := []Element{
+		TextBlock{Text: Escape(displayName(t.Team)), Weight: "Bolder", Size: "Large", Wrap: true},
+	}
+
+	var facts []Fact
+	if t.Outcome == scanner.OutcomeMeasured {
+		facts = measuredFacts(t, r)
+	} else {
+		body = append(body, TextBlock{Text: explainOutcome(t.Outcome), Wrap: true, Spacing: "Small"})
+		facts = append(facts, Fact{Title: "Outcome", Value: Escape(outcomeLabel(t.Outcome))})
+		if t.Reason != "" {
+			facts = append(facts, Fact{Title: "Reason", Value: Escape(clip(t.Reason, maxReasonRunes))})
+		}
+	}
+
+	facts = append(facts, Fact{Title: "Short id", Value: Escape(shortID(t.Team.ID))})
+	if r != nil {
+		if twin := sameNameIndex(r.Teams)[t.Team.ID]; twin.count > 1 {
+			value := fmt.Sprintf("%d of %d Teams named %s", twin.index, twin.count, displayName(t.Team))
+			facts = append(facts, Fact{Title: "Same name", Value: Escape(value)})
+		}
+		facts = append(facts, Fact{Title: "Scanned", Value: scanTime(r)})
+	}
+
+	body = append(body, FactSet{Facts: facts, Spacing: "Medium"})
+	return AdaptiveCard{Body: body}
+}
+
+// measuredFacts returns the quota facts of a measured Team and, when r is
+// not nil, its rank and share.
+func measuredFacts(t scanner.TeamUsage, r *scanner.Result) []Fact {
+	q := t.Quota
+	used := FormatBytes(q.Used)
+	if q.Total > 0 {
+		used += " (" + formatShare(q.Used, q.Total) + " of quota)"
+	}
+
+	facts := []Fact{
+		{Title: "Used", Value: used},
+		{Title: "Total", Value: FormatBytes(q.Total)},
+		{Title: "Remaining", Value: FormatBytes(q.Remaining)},
+		{Title: "Recycle bin", Value: FormatBytes(q.Deleted)},
+		{Title: "Quota state", Value: Escape(quotaState(q.State))},
+	}
+	if r == nil {
+		return facts
+	}
+
+	if rank, measured := rankOf(t.Team.ID, r); rank > 0 {
+		facts = append(facts, Fact{Title: "Rank", Value: fmt.Sprintf("%d of %d measured %s", rank, measured, plural(measured, "Team", "Teams"))})
+	}
+	total := r.TotalUsed()
+	share := formatShare(q.Used, total) + " of " + FormatBytes(total) + " used by all measured Teams"
+	return append(facts, Fact{Title: "Share", Value: share})
+}
+
+// rankOf returns the 1-based rank of the Team id among the measured Teams of
+// r, largest first, and the number of measured Teams. The rank is 0 when r
+// has no measured Team with that id.
+func rankOf(id string, r *scanner.Result) (rank, measured int) {
+	teams := slices.Clone(r.Teams)
+	scanner.SortTeams(teams)
+	measured = r.Count(scanner.OutcomeMeasured)
+	for i, t := range teams[:measured] {
+		if t.Team.ID == id {
+			return i + 1, measured
+		}
+	}
+	return 0, measured
+}
+
+// quotaState spells a Graph quota state for a reader. Graph documents
+// normal, nearing, critical and exceeded, and any other state is shown as
+// Graph returned it.
+func quotaState(state string) string {
+	switch state {
+	case "":
+		return "not reported"
+	case "normal":
+		return "Normal"
+	case "nearing":
+		return "Nearing the limit"
+	case "critical":
+		return "Critical"
+	case "exceeded":
+		return "Exceeded"
+	default:
+		return clip(state, maxTitleRunes)
+	}
+}
+
+func outcomeLabel(o scanner.Outcome) string {
+	for _, l := range outcomeLabels {
+		if l.outcome == o {
+			return strings.TrimPrefix(l.label, "with ")
+		}
+	}
+	return clip(string(o), maxTitleRunes)
+}
+
+func explainOutcome(o scanner.Outcome) string {
+	if text, ok := outcomeExplanations[o]; ok {
+		return text
+	}
+	return "This Team was not measured."
+}
+
+// Choice builds the card for a "usage <query>" request that matches several
+// Teams: one button per match, in the given order, with its name, short id
+// and size. The card never picks one itself. A button sends
+// SubmitData{Cmd: CmdUsage, TeamID: id}.
+func Choice(query string, matches []scanner.TeamUsage) AdaptiveCard {
+	quoted := "“" + clip(query, maxQueryRunes) + "”"
+	title := fmt.Sprintf("%d Teams match %s", len(matches), quoted)
+	switch len(matches) {
+	case 0:
+		title = "No Team matches " + quoted
+	case 1:
+		title = "1 Team matches " + quoted
+	}
+
+	head := []Element{
+		TextBlock{Text: Escape(title), Weight: "Bolder", Size: "Medium", Wrap: true},
+	}
+	if len(matches) > 1 {
+		head = append(head, TextBlock{Text: "Select the Team you mean.", Wrap: true, Spacing: "Small"})
+	}
+
+	offered := matches[:min(len(matches), maxChoiceButtons)]
+	buttons := make([]Element, 0, len(offered))
+	for _, m := range offered {
+		buttons = append(buttons, ActionSet{Actions: []Action{choiceButton(m)}})
+	}
+
+	return fitCard(len(buttons), func(k int) AdaptiveCard {
+		body := append(slices.Clone(head), buttons[:k]...)
+		if omitted := len(matches) - k; omitted > 0 {
+			text := fmt.Sprintf("… and %d more. Send more of the name to narrow the list.", omitted)
+			body = append(body, TextBlock{Text: text, IsSubtle: true, Wrap: true})
+		}
+		return AdaptiveCard{Body: body}
+	})
+}
+
+// choiceButton returns the button for one matching Team. Action titles are
+// plain text, so the name is not escaped, but control characters are
+// replaced because a title is one line.
+func choiceButton(t scanner.TeamUsage) ActionSubmit {
+	size := outcomeLabel(t.Outcome)
+	if t.Outcome == scanner.OutcomeMeasured {
+		size = FormatBytes(t.Quota.Used)
+	}
+	title := strings.Join([]string{singleLine(displayName(t.Team)), shortID(t.Team.ID), size}, " · ")
+	return ActionSubmit{Title: title, Data: SubmitData{Cmd: CmdUsage, TeamID: t.Team.ID}}
+}
