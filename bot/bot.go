@@ -1,0 +1,199 @@
+// Package bot is the Teams webhook: it authenticates and decodes activities
+// posted to /api/messages, routes chat commands and sends Adaptive Card
+// replies through the Bot Connector.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/storagebot/storagebot/connector"
+	"github.com/storagebot/storagebot/scanner"
+)
+
+const (
+	// messagesPath is the messaging endpoint registered for the bot.
+	messagesPath = "/api/messages"
+
+	// defaultMaxBodyBytes bounds an activity body. Teams messages are capped
+	// at about 100 KB, so 256 KiB leaves room for channelData and entities.
+	defaultMaxBodyBytes = 256 << 10
+
+	// defaultReplyTimeout bounds one background reply, scan included. It is
+	// an estimate for a tenant of a few thousand Teams under throttling.
+	defaultReplyTimeout = 5 * time.Minute
+
+	// Duplicate deliveries come when Teams retries a POST it thinks timed
+	// out, within seconds to minutes, so ten minutes of ids is enough.
+	dedupeTTL    = 10 * time.Minute
+	dedupeMaxIDs = 10_000
+)
+
+// Source returns the latest scan, scanning when none is fresh. It must
+// return when ctx ends. scanner.Cache implements it.
+type Source interface {
+	Get(ctx context.Context) (*scanner.Result, error)
+}
+
+// Config configures a Bot.
+type Config struct {
+	// AppID is the bot's Entra app id, the audience of inbound tokens.
+	// Empty is allowed only with LocalDevelopment.
+	AppID string
+	// TenantIDs are the tenants whose users are served; everyone else gets
+	// a refusal with no data.
+	TenantIDs []string
+	// LocalDevelopment turns inbound authentication off and allows loopback
+	// serviceUrls such as the Agents Playground's. The caller sets it only
+	// when AppID is empty and the webhook listens on a loopback address.
+	LocalDevelopment bool
+	// MaxBodyBytes bounds a request body (default 256 KiB).
+	MaxBodyBytes int64
+	// ReplyTimeout bounds the background work for one activity (default 5 min).
+	ReplyTimeout time.Duration
+	// Logger receives request, reply and error lines; nil discards them.
+	Logger *slog.Logger
+	// Source provides scan results.
+	Source Source
+	// Connector sends the replies.
+	Connector *connector.Client
+	// Authenticator checks inbound requests when LocalDevelopment is off.
+	// Nil selects NewBotFrameworkAuthenticator(AppID).
+	Authenticator Authenticator
+	// Now reads the clock for duplicate detection (default time.Now).
+	Now func() time.Time
+}
+
+// Bot serves the messaging endpoint. Create it with New.
+type Bot struct {
+	logger           *slog.Logger
+	source           Source
+	connector        *connector.Client
+	authenticator    Authenticator
+	localDevelopment bool
+	tenants          map[string]bool
+	maxBodyBytes     int64
+	replyTimeout     time.Duration
+	seen             *idSet
+
+	// baseCtx parents every background reply; Shutdown cancels it.
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
+	// mu guards closing, so that no reply starts after Shutdown began
+	// waiting on replies.
+	mu       sync.Mutex
+	closing  bool
+	inFlight sync.WaitGroup
+}
+
+// New checks cfg and returns a Bot ready to Register.
+func New(cfg Config) (*Bot, error) {
+	if cfg.Source == nil {
+		return nil, errors.New("create bot: missing Source")
+	}
+	if cfg.Connector == nil {
+		return nil, errors.New("create bot: missing Connector")
+	}
+	if cfg.LocalDevelopment && cfg.AppID != "" {
+		return nil, errors.New("create bot: local development requires an empty app id, because inbound authentication is off there")
+	}
+	if !cfg.LocalDevelopment && cfg.AppID == "" {
+		return nil, errors.New("create bot: missing app id, which is required unless in local development")
+	}
+	if len(cfg.TenantIDs) == 0 {
+		return nil, errors.New("create bot: missing tenant ids, so no user could be served")
+	}
+
+	b := &Bot{
+		logger:           cfg.Logger,
+		source:           cfg.Source,
+		connector:        cfg.Connector,
+		authenticator:    cfg.Authenticator,
+		localDevelopment: cfg.LocalDevelopment,
+		tenants:          make(map[string]bool, len(cfg.TenantIDs)),
+		maxBodyBytes:     cfg.MaxBodyBytes,
+		replyTimeout:     cfg.ReplyTimeout,
+	}
+	if b.logger == nil {
+		b.logger = slog.New(slog.DiscardHandler)
+	}
+	if b.maxBodyBytes <= 0 {
+		b.maxBodyBytes = defaultMaxBodyBytes
+	}
+	if b.replyTimeout <= 0 {
+		b.replyTimeout = defaultReplyTimeout
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	b.seen = newIDSet(dedupeTTL, dedupeMaxIDs, now)
+	for _, id := range cfg.TenantIDs {
+		b.tenants[strings.ToLower(strings.TrimSpace(id))] = true
+	}
+
+	if b.localDevelopment {
+		b.authenticator = noAuthentication{}
+		b.logger.Warn("local development: inbound authentication is off and loopback serviceUrls are allowed")
+	} else if b.authenticator == nil {
+		b.authenticator = NewBotFrameworkAuthenticator(cfg.AppID)
+	}
+
+	b.baseCtx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// Register mounts POST /api/messages on r.
+func (b *Bot) Register(r gin.IRoutes) {
+	r.POST(messagesPath, b.handleMessages)
+}
+
+// Shutdown stops accepting activities and waits for background replies.
+// When ctx ends first it cancels them, waits for them to return and
+// returns ctx's error.
+func (b *Bot) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	b.closing = true
+	b.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		b.inFlight.Wait()
+		close(done)
+	}()
+
+	select {
+	case <-done:
+		b.cancel()
+		return nil
+	case <-ctx.Done():
+		b.cancel()
+		<-done
+		return fmt.Errorf("wait for background replies: %w", ctx.Err())
+	}
+}
+
+// startReply registers one background reply, or returns false once
+// Shutdown has begun.
+func (b *Bot) startReply() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing {
+		return false
+	}
+	b.inFlight.Add(1)
+	return true
+}
+
+// servesTenant reports whether id is one of the configured tenants.
+func (b *Bot) servesTenant(id string) bool {
+	return b.tenants[strings.ToLower(strings.TrimSpace(id))]
+}
