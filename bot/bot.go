@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/storagebot/storagebot/botauth"
 	"github.com/storagebot/storagebot/connector"
 	"github.com/storagebot/storagebot/scanner"
 )
@@ -65,7 +66,8 @@ type Config struct {
 	// Connector sends the replies.
 	Connector *connector.Client
 	// Authenticator checks inbound requests when LocalDevelopment is off.
-	// Nil selects NewBotFrameworkAuthenticator(AppID).
+	// Nil selects a Bot Framework JWT validator for AppID with the public
+	// OpenID metadata URL.
 	Authenticator Authenticator
 	// Now reads the clock for duplicate detection (default time.Now).
 	Now func() time.Time
@@ -144,7 +146,11 @@ func New(cfg Config) (*Bot, error) {
 		b.authenticator = noAuthentication{}
 		b.logger.Warn("local development: inbound authentication is off and loopback serviceUrls are allowed")
 	} else if b.authenticator == nil {
-		b.authenticator = NewBotFrameworkAuthenticator(cfg.AppID)
+		v, err := botauth.New(botauth.Config{AppID: cfg.AppID, Logger: b.logger.With("component", "botauth")})
+		if err != nil {
+			return nil, fmt.Errorf("create bot: %w", err)
+		}
+		b.authenticator = NewBotFrameworkAuthenticator(v)
 	}
 
 	b.baseCtx, b.cancel = context.WithCancel(context.Background())

@@ -20,6 +20,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/infracloudio/msbotbuilder-go/schema"
 
+	"github.com/storagebot/storagebot/botauth"
+	"github.com/storagebot/storagebot/botauth/botauthtest"
 	"github.com/storagebot/storagebot/cards"
 	"github.com/storagebot/storagebot/connector"
 	"github.com/storagebot/storagebot/scanner"
@@ -683,13 +685,19 @@ func TestCheckServiceURL(t *testing.T) {
 }
 
 func TestAuthenticationFailureIs401(t *testing.T) {
+	jwt, sign := newJWTAuthenticator(t)
+	wrongAudience := sign(botauthtest.NewToken("another-app", "https://smba.trafficmanager.net/emea/", time.Now()))
+	forgedServiceURL := sign(botauthtest.NewToken(testAppID, "https://smba.trafficmanager.net/amer/", time.Now()))
+
 	tests := []struct {
 		name          string
 		authenticator Authenticator
 		header        string
 	}{
-		{name: "library validator without header", authenticator: nil, header: ""},
-		{name: "library validator with basic auth", authenticator: nil, header: "Basic dXNlcjpwYXNz"},
+		{name: "jwt validator without header", authenticator: jwt, header: ""},
+		{name: "jwt validator with basic auth", authenticator: jwt, header: "Basic dXNlcjpwYXNz"},
+		{name: "jwt validator with wrong audience", authenticator: jwt, header: "Bearer " + wrongAudience},
+		{name: "jwt validator with forged serviceurl", authenticator: jwt, header: "Bearer " + forgedServiceURL},
 		{name: "rejecting authenticator", authenticator: rejectAll{}, header: "Bearer a.b.c"},
 	}
 
@@ -697,7 +705,7 @@ func TestAuthenticationFailureIs401(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, nil, func(c *Config) {
 				c.LocalDevelopment = false
-				c.AppID = "00000000-0000-0000-0000-00000000000b"
+				c.AppID = testAppID
 				c.Authenticator = tt.authenticator
 			})
 			a := loadActivity(t, "personal-message.json", "https://smba.trafficmanager.net/emea/")
@@ -993,5 +1001,42 @@ func TestDecodeActivityValue(t *testing.T) {
 				t.Errorf("value = %#v, want %#v", in.value, tt.want)
 			}
 		})
+	}
+}
+
+const testAppID = "00000000-0000-0000-0000-00000000000b"
+
+// newJWTAuthenticator returns the production authenticator wired to a local
+// OpenID authority, and a function that signs tokens with that authority's key.
+func newJWTAuthenticator(t *testing.T) (Authenticator, func(botauthtest.Token) string) {
+	t.Helper()
+	key, err := botauthtest.NewKey("test-key", "msteams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := botauthtest.NewServer(key)
+	t.Cleanup(server.Close)
+
+	v, err := botauth.New(botauth.Config{AppID: testAppID, MetadataURL: server.MetadataURL, HTTPClient: server.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(tok botauthtest.Token) string {
+		signed, err := key.Sign(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signed
+	}
+	return NewBotFrameworkAuthenticator(v), sign
+}
+
+func TestJWTAuthenticatorAcceptsConnectorToken(t *testing.T) {
+	jwt, sign := newJWTAuthenticator(t)
+	a := schema.Activity{Type: schema.Message, ChannelID: "msteams", ServiceURL: "https://smba.trafficmanager.net/emea/"}
+	token := sign(botauthtest.NewToken(testAppID, a.ServiceURL, time.Now()))
+
+	if err := jwt.Authenticate(context.Background(), "Bearer "+token, &a); err != nil {
+		t.Errorf("Authenticate rejected a valid connector token: %v", err)
 	}
 }

@@ -570,8 +570,8 @@ func TestTopNamesTwins(t *testing.T) {
 	text := plainText(t, Top(r, 2))
 
 	for _, want := range []string{
-		"1. The Library (3f2a9c1e, 2 of 3)",
-		"2. The Library (7b0d4e22, 3 of 3)",
+		"1. The Library (3f2a9c1e, 1 of 3)",
+		"2. The Library (7b0d4e22, 2 of 3)",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("card text has no %q:\n%s", want, text)

@@ -199,7 +199,8 @@ func scanTime(r *scanner.Result) string {
 }
 
 // sameName is a Team's place among the Teams that share its display name:
-// index counts from 1 in group id order, and count is 1 for a unique name.
+// index counts from 1, largest first (measured before unmeasured, then by
+// group id), and count is 1 for a unique name.
 type sameName struct {
 	index, count int
 }
@@ -208,7 +209,7 @@ type sameName struct {
 // surrounding space, and returns each Team id's place in its group. An id
 // listed twice counts once.
 func sameNameIndex(teams []scanner.TeamUsage) map[string]sameName {
-	groups := make(map[string][]string)
+	groups := make(map[string][]scanner.TeamUsage)
 	seen := make(map[string]bool, len(teams))
 	for _, t := range teams {
 		if seen[t.Team.ID] {
@@ -216,14 +217,14 @@ func sameNameIndex(teams []scanner.TeamUsage) map[string]sameName {
 		}
 		seen[t.Team.ID] = true
 		key := nameKey(t.Team.DisplayName)
-		groups[key] = append(groups[key], t.Team.ID)
+		groups[key] = append(groups[key], t)
 	}
 
 	index := make(map[string]sameName, len(seen))
-	for _, ids := range groups {
-		slices.Sort(ids)
-		for i, id := range ids {
-			index[id] = sameName{index: i + 1, count: len(ids)}
+	for _, group := range groups {
+		scanner.SortTeams(group)
+		for i, t := range group {
+			index[t.Team.ID] = sameName{index: i + 1, count: len(group)}
 		}
 	}
 	return index
