@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/storagebot/storagebot/bot"
+	"github.com/storagebot/storagebot/botauth"
+	"github.com/storagebot/storagebot/connector"
+	"github.com/storagebot/storagebot/entra"
+	"github.com/storagebot/storagebot/scanner"
+)
+
+const (
+	graphScope     = "https://graph.microsoft.com/.default"
+	connectorScope = "https://api.botframework.com/.default"
+
+	// multiTenantAuthority is the Bot Framework's own tenant, which issues
+	// connector tokens to multi-tenant bots.
+	multiTenantAuthority = "botframework.com"
+
+	// shutdownGrace bounds how long a stopping server waits for webhooks and
+	// replies in flight.
+	shutdownGrace = 20 * time.Second
+)
+
+// app is a running webhook: the scanner behind a cache, the bot and its HTTP
+// server.
+type app struct {
+	logger   *slog.Logger
+	cache    *scanner.Cache
+	bot      *bot.Bot
+	server   *http.Server
+	listener net.Listener
+	served   chan error
+}
+
+// graphTokens returns the token source for Graph: a static token when one is
+// configured, otherwise an MSAL confidential client.
+func graphTokens(c Config, httpClient *http.Client) (entra.TokenSource, error) {
+	if c.GraphToken != "" {
+		return entra.Static(c.GraphToken), nil
+	}
+	if c.TenantID == "" || c.ClientID == "" {
+		return nil, errors.New("missing Graph credentials: set GRAPH_TOKEN, or AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH (the Microsoft* bot settings are used when these are empty)")
+	}
+
+	cfg := entra.Config{
+		AuthorityHost: c.AuthorityHost,
+		TenantID:      c.TenantID,
+		ClientID:      c.ClientID,
+		ClientSecret:  c.ClientSecret,
+		Scope:         graphScope,
+		HTTPClient:    httpClient,
+	}
+	if c.CertificatePath != "" {
+		pem, err := os.ReadFile(c.CertificatePath)
+		if err != nil {
+			return nil, fmt.Errorf("read AZURE_CLIENT_CERTIFICATE_PATH: %w", err)
+		}
+		cfg.ClientSecret = ""
+		cfg.CertificatePEM = pem
+		cfg.CertificatePassword = c.CertificatePass
+	}
+	return entra.New(cfg)
+}
+
+// connectorTokens returns the token source for the Bot Connector, or nil when
+// the bot runs without an app id (local development, where the Agents
+// Playground accepts replies without a token).
+func connectorTokens(c Config, httpClient *http.Client) (entra.TokenSource, error) {
+	if c.AppID == "" {
+		return nil, nil
+	}
+	if c.AppPassword == "" {
+		return nil, errors.New("missing MicrosoftAppPassword: the bot needs it to send replies when MicrosoftAppId is set")
+	}
+
+	tenant := multiTenantAuthority
+	if c.AppTenantID != "" {
+		tenant = c.AppTenantID
+	}
+	return entra.New(entra.Config{
+		AuthorityHost: c.AuthorityHost,
+		TenantID:      tenant,
+		ClientID:      c.AppID,
+		ClientSecret:  c.AppPassword,
+		Scope:         connectorScope,
+		HTTPClient:    httpClient,
+	})
+}
+
+// newScanner builds the scanner for the configured Graph endpoint.
+func newScanner(c Config, tokens entra.TokenSource, httpClient *http.Client, logger *slog.Logger) (*scanner.Scanner, error) {
+	return scanner.New(scanner.Config{
+		BaseURL:     c.GraphURL,
+		Version:     version,
+		TenantID:    c.TenantID,
+		Tokens:      tokens,
+		HTTPClient:  httpClient,
+		Concurrency: c.ScanConcurrency,
+		MaxAttempts: c.ScanMaxAttempts,
+		Logger:      logger.With("component", "scanner"),
+	})
+}
+
+// startApp wires the bot as production runs it and starts serving on
+// c.Addr. httpClient carries every outbound call (Entra, Graph, Bot
+// Connector); nil means http.DefaultClient's transport with a timeout.
+func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, error) {
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: 60 * time.Second}
+	}
+
+	localDevelopment := c.AppID == "" && isLoopback(c.Addr)
+	if c.AppID == "" && !localDevelopment {
+		return nil, fmt.Errorf("missing MicrosoftAppId: inbound auth can be off only on a loopback address, and STORAGEBOT_ADDR is %q; set MicrosoftAppId or listen on 127.0.0.1", c.Addr)
+	}
+	if len(c.TenantIDs) == 0 {
+		return nil, errors.New("missing tenant: set MicrosoftAppTenantId or STORAGEBOT_TENANT_IDS to the tenant the bot serves")
+	}
+
+	gtokens, err := graphTokens(c, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	scan, err := newScanner(c, gtokens, httpClient, logger)
+	if err != nil {
+		return nil, err
+	}
+	cache := scanner.NewCache(scan.Scan, c.ScanTTL, time.Now)
+
+	ctokens, err := connectorTokens(c, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	conn := connector.New(connector.Config{
+		HTTPClient: httpClient,
+		Tokens:     ctokens,
+		Logger:     logger.With("component", "connector"),
+	})
+
+	var authenticator bot.Authenticator
+	if !localDevelopment {
+		v, err := botauth.New(botauth.Config{
+			AppID:       c.AppID,
+			MetadataURL: c.OpenIDMetadata,
+			HTTPClient:  httpClient,
+			Logger:      logger.With("component", "botauth"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		authenticator = bot.NewBotFrameworkAuthenticator(v)
+	}
+
+	b, err := bot.New(bot.Config{
+		Authenticator:    authenticator,
+		AppID:            c.AppID,
+		TenantIDs:        c.TenantIDs,
+		LocalDevelopment: localDevelopment,
+		Logger:           logger.With("component", "bot"),
+		Source:           cache,
+		Connector:        conn,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	gin.SetMode(gin.ReleaseMode)
+	engine := gin.New()
+	engine.Use(gin.Recovery())
+	engine.GET("/healthz", func(ctx *gin.Context) { ctx.String(http.StatusOK, "ok\n") })
+	b.Register(engine)
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	a := &app{
+		logger:   logger,
+		cache:    cache,
+		bot:      b,
+		listener: ln,
+		served:   make(chan error, 1),
+		server: &http.Server{
+			Handler:           engine,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+		},
+	}
+	go func() { a.served <- a.server.Serve(ln) }()
+
+	logger.Info("webhook listening", "addr", ln.Addr().String(), "local_development", localDevelopment, "tenants", c.TenantIDs)
+	return a, nil
+}
+
+// URL returns the base URL of the webhook, for example http://127.0.0.1:3978.
+func (a *app) URL() string {
+	return "http://" + a.listener.Addr().String()
+}
+
+// wait serves until ctx ends or the server fails, then shuts down.
+func (a *app) wait(ctx context.Context) error {
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-a.served:
+	}
+	shutdownErr := a.shutdown()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve webhook: %w", serveErr)
+	}
+	return shutdownErr
+}
+
+// shutdown stops accepting webhooks, lets requests in flight finish, then
+// waits for background replies, within shutdownGrace in all.
+func (a *app) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+
+	a.logger.Info("shutting down")
+	httpErr := a.server.Shutdown(ctx)
+	botErr := a.bot.Shutdown(ctx)
+	if err := errors.Join(httpErr, botErr); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	a.logger.Info("stopped")
+	return nil
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env looks up settings. The real one reads the process environment; tests
+// pass a map so that no test depends on the machine's variables.
+type Env interface {
+	Lookup(name string) (string, bool)
+}
+
+type osEnv struct{}
+
+func (osEnv) Lookup(name string) (string, bool) { return os.LookupEnv(name) }
+
+type mapEnv map[string]string
+
+func (m mapEnv) Lookup(name string) (string, bool) {
+	v, ok := m[name]
+	return v, ok
+}
+
+// setting is one row of the configuration table that the README documents.
+type setting struct {
+	name, def, meaning string
+}
+
+// settings lists every environment variable storagebot reads. The README's
+// configuration table is written from the same list.
+var settings = []setting{
+	{"MicrosoftAppId", "", "The bot's Entra app (client) id. Empty turns inbound auth off, which is allowed only on a loopback address."},
+	{"MicrosoftAppPassword", "", "The bot app's client secret, used for Bot Connector tokens and, unless AZURE_CLIENT_ID is set, for Graph."},
+	{"MicrosoftAppTenantId", "", "The tenant the bot belongs to and serves."},
+	{"BotOpenIdMetadata", "https://login.botframework.com/v1/.well-known/openidconfiguration", "OpenID metadata URL for validating the Bot Connector's tokens; https, except for a loopback host."},
+	{"STORAGEBOT_TENANT_IDS", "MicrosoftAppTenantId", "Comma-separated tenant ids whose users are served; everyone else is refused."},
+	{"STORAGEBOT_ADDR", "127.0.0.1:3978", "Listen address of the webhook (POST /api/messages)."},
+	{"GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0", "Microsoft Graph base URL."},
+	{"GRAPH_TOKEN", "", "A ready Graph bearer token (for example from `az account get-access-token`); skips MSAL."},
+	{"AZURE_TENANT_ID", "MicrosoftAppTenantId", "Tenant for the Graph app-only token."},
+	{"AZURE_CLIENT_ID", "MicrosoftAppId", "App (client) id for the Graph app-only token."},
+	{"AZURE_CLIENT_SECRET", "MicrosoftAppPassword", "Client secret for the Graph app-only token."},
+	{"AZURE_CLIENT_CERTIFICATE_PATH", "", "PEM file with a certificate and its private key, used instead of a client secret."},
+	{"AZURE_CLIENT_CERTIFICATE_PASSWORD", "", "Password of the private key in AZURE_CLIENT_CERTIFICATE_PATH, if it is encrypted."},
+	{"AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com", "Entra authority host, for national clouds."},
+	{"STORAGEBOT_SCAN_CONCURRENCY", "8", "Drive lookups in flight at once during a scan (1 to 64)."},
+	{"STORAGEBOT_SCAN_MAX_ATTEMPTS", "6", "Attempts per Graph request before a Team is reported as failed."},
+	{"STORAGEBOT_SCAN_TTL", "15m", "How long a complete scan is reused before chat commands trigger a new one."},
+	{"STORAGEBOT_LOG_FORMAT", "json", "Log format on stderr: json or text."},
+	{"STORAGEBOT_LOG_LEVEL", "info", "Log level: debug, info, warn or error."},
+}
+
+// Config is every setting of the serve and scan commands, read once.
+type Config struct {
+	AppID       string
+	AppPassword string
+	AppTenantID string
+	// OpenIDMetadata is the Bot Framework OpenID metadata URL.
+	OpenIDMetadata string
+	TenantIDs      []string
+	Addr           string
+
+	GraphURL        string
+	GraphToken      string
+	TenantID        string
+	ClientID        string
+	ClientSecret    string
+	CertificatePath string
+	CertificatePass string
+	AuthorityHost   string
+
+	ScanConcurrency int
+	ScanMaxAttempts int
+	ScanTTL         time.Duration
+
+	LogFormat string
+	LogLevel  slog.Level
+}
+
+// loadConfig reads the environment. Problems are collected so that the
+// operator sees all of them at once.
+func loadConfig(env Env) (Config, error) {
+	get := func(name, def string) string {
+		if v, ok := env.Lookup(name); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+
+	var problems []string
+	c := Config{
+		AppID:          get("MicrosoftAppId", ""),
+		AppPassword:    get("MicrosoftAppPassword", ""),
+		AppTenantID:    get("MicrosoftAppTenantId", ""),
+		OpenIDMetadata: get("BotOpenIdMetadata", "https://login.botframework.com/v1/.well-known/openidconfiguration"),
+		Addr:           get("STORAGEBOT_ADDR", "127.0.0.1:3978"),
+		GraphURL:       get("GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0"),
+		GraphToken:     get("GRAPH_TOKEN", ""),
+	}
+	c.TenantID = get("AZURE_TENANT_ID", c.AppTenantID)
+	c.ClientID = get("AZURE_CLIENT_ID", c.AppID)
+	c.ClientSecret = get("AZURE_CLIENT_SECRET", "")
+	if c.ClientSecret == "" && c.ClientID == c.AppID {
+		c.ClientSecret = c.AppPassword
+	}
+	c.CertificatePath = get("AZURE_CLIENT_CERTIFICATE_PATH", "")
+	c.CertificatePass = get("AZURE_CLIENT_CERTIFICATE_PASSWORD", "")
+	c.AuthorityHost = get("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com")
+
+	if ids := get("STORAGEBOT_TENANT_IDS", ""); ids != "" {
+		for _, id := range strings.Split(ids, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				c.TenantIDs = append(c.TenantIDs, id)
+			}
+		}
+	} else if c.AppTenantID != "" {
+		c.TenantIDs = []string{c.AppTenantID}
+	} else if c.TenantID != "" {
+		c.TenantIDs = []string{c.TenantID}
+	}
+
+	intSetting := func(name string, def, min, max int) int {
+		raw := get(name, strconv.Itoa(def))
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < min || n > max {
+			problems = append(problems, fmt.Sprintf("%s=%q is invalid: want a whole number from %d to %d", name, raw, min, max))
+			return def
+		}
+		return n
+	}
+	c.ScanConcurrency = intSetting("STORAGEBOT_SCAN_CONCURRENCY", 8, 1, 64)
+	c.ScanMaxAttempts = intSetting("STORAGEBOT_SCAN_MAX_ATTEMPTS", 6, 1, 20)
+
+	ttl := get("STORAGEBOT_SCAN_TTL", "15m")
+	d, err := time.ParseDuration(ttl)
+	if err != nil || d < 0 {
+		problems = append(problems, fmt.Sprintf("STORAGEBOT_SCAN_TTL=%q is invalid: want a duration such as 15m or 1h", ttl))
+		d = 15 * time.Minute
+	}
+	c.ScanTTL = d
+
+	c.LogFormat = strings.ToLower(get("STORAGEBOT_LOG_FORMAT", "json"))
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		problems = append(problems, fmt.Sprintf("STORAGEBOT_LOG_FORMAT=%q is invalid: want json or text", c.LogFormat))
+		c.LogFormat = "json"
+	}
+	level := get("STORAGEBOT_LOG_LEVEL", "info")
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		problems = append(problems, fmt.Sprintf("STORAGEBOT_LOG_LEVEL=%q is invalid: want debug, info, warn or error", level))
+	}
+
+	if len(problems) > 0 {
+		return c, fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return c, nil
+}
+
+// isLoopback reports whether addr ("host:port") can only be reached from this
+// machine. An empty host means every interface, so it is not loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// newLogger returns the process logger on w in the configured format.
+func newLogger(c Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
