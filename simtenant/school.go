@@ -266,8 +266,7 @@ func (g *generator) teams(n int, names map[string]int) []Group {
 
 	groups := make([]Group, 0, n)
 	for range n {
-		c := g.category(totalWeight)
-		name := g.uniqueName(c, names)
+		c, name := g.uniqueName(totalWeight, names)
 		used := g.logNormal(c.median, c.sigma)
 
 		group := Group{ID: g.guid(), DisplayName: name, IsTeam: true}
@@ -289,24 +288,28 @@ func (g *generator) category(totalWeight int) category {
 }
 
 // maxNameDraws bounds the attempts at an unused name before a used one gets
-// a numeric suffix.
-const maxNameDraws = 4
+// a numeric suffix. A school's catalogue has room for its 535 Teams, so the
+// suffix shows up only in the larger generated tenants.
+const maxNameDraws = 64
 
-// uniqueName draws a name from c that is not in names yet, or else suffixes
-// a used one with its use count, as in "Chess Club (3)".
-func (g *generator) uniqueName(c category, names map[string]int) string {
+// uniqueName draws a category and a name from it that is not in names yet.
+// When every draw hits a used name, it suffixes the last one with its use
+// count, as in "Chess Club (3)".
+func (g *generator) uniqueName(totalWeight int, names map[string]int) (category, string) {
+	c := g.category(totalWeight)
 	name := c.name(g)
 	for range maxNameDraws {
 		if names[name] == 0 {
 			break
 		}
+		c = g.category(totalWeight)
 		name = c.name(g)
 	}
 	names[name]++
 	if n := names[name]; n > 1 {
-		return fmt.Sprintf("%s (%d)", name, n)
+		return c, fmt.Sprintf("%s (%d)", name, n)
 	}
-	return name
+	return c, name
 }
 
 // logNormal draws bytes around median, between 512 KiB and maxGeneratedUsed.
