@@ -75,6 +75,66 @@ func sampleResult() *scanner.Result {
 	}
 }
 
+// channelResult returns two Teams, where the smaller main site passes the
+// larger one only with its private and shared channel sites.
+func channelResult() *scanner.Result {
+	quota := func(used int64, state string) scanner.Quota {
+		return scanner.Quota{Total: 25 * tib, Used: used, Remaining: 25*tib - used, Deleted: used / 10, State: state}
+	}
+	library := scanner.TeamUsage{
+		Team:     scanner.Team{ID: libraryID, DisplayName: "The Library"},
+		Outcome:  scanner.OutcomeMeasured,
+		Quota:    quota(100*gib, "normal"),
+		Attempts: 1,
+		Sites: []scanner.SiteUsage{
+			{Kind: scanner.SiteMain, Outcome: scanner.OutcomeMeasured, Quota: quota(100*gib, "normal")},
+			{Kind: scanner.SiteChannel, ChannelID: "19:a@thread.tacv2", ChannelName: "Staff *Room*", MembershipType: "private", Outcome: scanner.OutcomeMeasured, Quota: quota(140*gib, "nearing")},
+			{Kind: scanner.SiteChannel, ChannelID: "19:b@thread.tacv2", ChannelName: "Reading Programme", MembershipType: "shared", Outcome: scanner.OutcomeMeasured, Quota: quota(46*gib, "normal")},
+			{Kind: scanner.SiteChannel, ChannelID: "19:c@thread.tacv2", ChannelName: "Archive", MembershipType: "private", Outcome: scanner.OutcomeNoDrive, Reason: "the channel's SharePoint site is not provisioned"},
+			{Kind: scanner.SiteChannel, ChannelID: "19:d@thread.tacv2", ChannelName: "Exams", MembershipType: "private", Outcome: scanner.OutcomeFailed, Reason: "HTTP 503 after 6 attempts"},
+		},
+	}
+	office := scanner.TeamUsage{
+		Team:    scanner.Team{ID: otherLibraryID, DisplayName: "Head's Office"},
+		Outcome: scanner.OutcomeMeasured,
+		Quota:   quota(200*gib, "normal"),
+		Sites:   []scanner.SiteUsage{{Kind: scanner.SiteMain, Outcome: scanner.OutcomeMeasured, Quota: quota(200*gib, "normal")}},
+	}
+	return &scanner.Result{
+		StartedAt:  time.Date(2026, 5, 4, 7, 25, 0, 0, time.UTC),
+		FinishedAt: time.Date(2026, 5, 4, 7, 30, 12, 0, time.UTC),
+		Teams:      []scanner.TeamUsage{library, office},
+	}
+}
+
+func TestChannelSitesInCards(t *testing.T) {
+	r := channelResult()
+	top := plainText(t, Top(r, 10))
+	usage := plainText(t, Usage(r.Teams[0], r))
+	for _, tt := range []struct {
+		card, text, want string
+	}{
+		{"top", top, "1. The Library"},
+		{"top", top, "286 GiB"},
+		{"top", top, "incl. 186 GiB in 2 channel sites"},
+		{"usage", usage, "Used: 286 GiB in 3 sites"},
+		{"usage", usage, "Main site: 100 GiB"},
+		{"usage", usage, "Recycle bin: 28.6 GiB in all sites"},
+		{"usage", usage, "Staff *Room* (private): 140 GiB, recycle bin 14.0 GiB, Nearing the limit"},
+		{"usage", usage, "Reading Programme (shared): 46.0 GiB"},
+		{"usage", usage, "Archive (private): not provisioned"},
+		{"usage", usage, "Exams (private): failed: HTTP 503 after 6 attempts"},
+		{"usage", usage, "Rank: 1 of 2 measured Teams"},
+	} {
+		if !strings.Contains(tt.text, tt.want) {
+			t.Errorf("%s card text has no %q:\n%s", tt.card, tt.want, tt.text)
+		}
+	}
+	if strings.Index(top, "The Library") > strings.Index(top, "Head's Office") {
+		t.Errorf("top card ranks Head's Office (200 GiB) above The Library (286 GiB with channel sites):\n%s", top)
+	}
+}
+
 // teamByID returns the Team of r with id, or fails the test.
 func teamByID(t *testing.T, r *scanner.Result, id string) scanner.TeamUsage {
 	t.Helper()
@@ -93,14 +153,16 @@ func sampleCards(t *testing.T) map[string]AdaptiveCard {
 	t.Helper()
 	r := sampleResult()
 	return map[string]AdaptiveCard{
-		"top":           Top(r, 10),
-		"top_one":       Top(r, 1),
-		"top_none":      Top(&scanner.Result{}, 10),
-		"top_nil":       Top(nil, 10),
-		"usage":         Usage(teamByID(t, r, libraryID), r),
-		"usage_nil":     Usage(teamByID(t, r, libraryID), nil),
-		"usage_failed":  Usage(teamByID(t, r, "b7b7b7b7-0000-4000-8000-00000000000b"), r),
-		"usage_nodrive": Usage(teamByID(t, r, "b4b4b4b4-0000-4000-8000-000000000008"), r),
+		"top":            Top(r, 10),
+		"top_one":        Top(r, 1),
+		"top_none":       Top(&scanner.Result{}, 10),
+		"top_nil":        Top(nil, 10),
+		"usage":          Usage(teamByID(t, r, libraryID), r),
+		"usage_nil":      Usage(teamByID(t, r, libraryID), nil),
+		"usage_failed":   Usage(teamByID(t, r, "b7b7b7b7-0000-4000-8000-00000000000b"), r),
+		"usage_nodrive":  Usage(teamByID(t, r, "b4b4b4b4-0000-4000-8000-000000000008"), r),
+		"top_channels":   Top(channelResult(), 10),
+		"usage_channels": Usage(channelResult().Teams[0], channelResult()),
 		"choice": Choice("the *library*", []scanner.TeamUsage{
 			teamByID(t, r, libraryID), teamByID(t, r, otherLibraryID), teamByID(t, r, "b4b4b4b4-0000-4000-8000-000000000008"),
 		}),

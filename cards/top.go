@@ -122,18 +122,24 @@ func topRow(rank int, t scanner.TeamUsage, total int64, twin sameName) ColumnSet
 		name += fmt.Sprintf(" (%s, %d of %d)", Escape(shortID(t.Team.ID)), twin.index, twin.count)
 	}
 
+	used := t.TotalUsed()
 	var bar []Element
-	if b := usageBar(t.Quota.Used, total); b != "" {
+	if b := usageBar(used, total); b != "" {
 		bar = []Element{TextBlock{Text: b, FontType: "Monospace", Color: "Accent"}}
+	}
+	nameItems := []Element{TextBlock{Text: name, Wrap: true}}
+	if sites := measuredChannelSites(t); sites > 0 {
+		note := fmt.Sprintf("incl. %s in %d channel %s", FormatBytes(t.ChannelUsed()), sites, plural(sites, "site", "sites"))
+		nameItems = append(nameItems, TextBlock{Text: note, IsSubtle: true, Size: "Small", Wrap: true, Spacing: "None"})
 	}
 
 	return ColumnSet{
 		Spacing:      "Small",
 		SelectAction: ActionSubmit{Title: "Show usage", Data: SubmitData{Cmd: CmdUsage, TeamID: t.Team.ID}},
 		Columns: []Column{
-			{Width: Weight(nameWeight), Items: []Element{TextBlock{Text: name, Wrap: true}}},
-			{Width: Weight(usedWeight), Items: []Element{TextBlock{Text: FormatBytes(t.Quota.Used), HorizontalAlignment: "Right"}}},
-			{Width: Weight(shareWeight), Items: []Element{TextBlock{Text: formatShare(t.Quota.Used, total), HorizontalAlignment: "Right"}}},
+			{Width: Weight(nameWeight), Items: nameItems},
+			{Width: Weight(usedWeight), Items: []Element{TextBlock{Text: FormatBytes(used), HorizontalAlignment: "Right"}}},
+			{Width: Weight(shareWeight), Items: []Element{TextBlock{Text: formatShare(used, total), HorizontalAlignment: "Right"}}},
 			{Width: Weight(barWeight), Items: bar},
 		},
 	}

@@ -23,7 +23,8 @@ var outcomeExplanations = map[scanner.Outcome]string{
 
 // Usage builds the card for one Team: used, total, remaining and recycle bin
 // bytes, the quota state, its rank and share among measured Teams, and its
-// short id. For a Team that was not measured it shows the outcome and its
+// short id. A Team with private or shared channel sites shows its total over
+// all sites, the main site's quota, and one line per channel site. For a Team that was not measured it shows the outcome and its
 // reason in place of the quota. r supplies the rank, the share, same-named
 // Teams and the scan time; with a nil r those are left out.
 func Usage(t scanner.TeamUsage, r *scanner.Result) AdaptiveCard {
@@ -52,7 +53,59 @@ func Usage(t scanner.TeamUsage, r *scanner.Result) AdaptiveCard {
 	}
 
 	body = append(body, FactSet{Facts: facts, Spacing: "Medium"})
+	if channels := channelFacts(t); len(channels) > 0 {
+		body = append(body,
+			TextBlock{Text: "Channel sites", Weight: "Bolder", Wrap: true, Spacing: "Medium"},
+			FactSet{Facts: channels, Spacing: "Small"},
+		)
+	}
 	return AdaptiveCard{Body: body}
+}
+
+// channelFacts returns one fact per private or shared channel site: its
+// used bytes and recycle bin, or why it was not measured.
+func channelFacts(t scanner.TeamUsage) []Fact {
+	var facts []Fact
+	for _, s := range t.Sites {
+		if s.Kind != scanner.SiteChannel {
+			continue
+		}
+		title := Escape(clip(s.ChannelName, maxTitleRunes))
+		if s.MembershipType != "" {
+			title += " (" + Escape(s.MembershipType) + ")"
+		}
+		var value string
+		switch s.Outcome {
+		case scanner.OutcomeMeasured:
+			value = FormatBytes(s.Quota.Used) + ", recycle bin " + FormatBytes(s.Quota.Deleted)
+			if s.Quota.State != "" && s.Quota.State != "normal" {
+				value += ", " + Escape(quotaState(s.Quota.State))
+			}
+		case scanner.OutcomeNoDrive:
+			value = "not provisioned"
+		default:
+			value = Escape(outcomeLabel(s.Outcome))
+			if s.Reason != "" {
+				value += ": " + Escape(clip(s.Reason, maxReasonRunes))
+			}
+		}
+		facts = append(facts, Fact{Title: title, Value: value})
+	}
+	if t.ChannelsReason != "" {
+		facts = append(facts, Fact{Title: "Not listed", Value: Escape(clip(t.ChannelsReason, maxReasonRunes))})
+	}
+	return facts
+}
+
+// measuredChannelSites counts the measured channel sites of t.
+func measuredChannelSites(t scanner.TeamUsage) int {
+	n := 0
+	for _, s := range t.Sites {
+		if s.Kind == scanner.SiteChannel && s.Outcome == scanner.OutcomeMeasured {
+			n++
+		}
+	}
+	return n
 }
 
 // measuredFacts returns the quota facts of a measured Team and, when r is
@@ -71,6 +124,18 @@ func measuredFacts(t scanner.TeamUsage, r *scanner.Result) []Fact {
 		{Title: "Recycle bin", Value: FormatBytes(q.Deleted)},
 		{Title: "Quota state", Value: Escape(quotaState(q.State))},
 	}
+	if sites := measuredChannelSites(t); sites > 0 {
+		// The quota belongs to the main site, and each channel site has a
+		// quota of its own, so the total gets a line apart.
+		facts = []Fact{
+			{Title: "Used", Value: fmt.Sprintf("%s in %d sites", FormatBytes(t.TotalUsed()), sites+1)},
+			{Title: "Main site", Value: used},
+			{Title: "Main site quota", Value: FormatBytes(q.Total)},
+			{Title: "Remaining", Value: FormatBytes(q.Remaining)},
+			{Title: "Recycle bin", Value: FormatBytes(t.TotalDeleted()) + " in all sites"},
+			{Title: "Quota state", Value: Escape(quotaState(q.State))},
+		}
+	}
 	if r == nil {
 		return facts
 	}
@@ -79,7 +144,7 @@ func measuredFacts(t scanner.TeamUsage, r *scanner.Result) []Fact {
 		facts = append(facts, Fact{Title: "Rank", Value: fmt.Sprintf("%d of %d measured %s", rank, measured, plural(measured, "Team", "Teams"))})
 	}
 	total := r.TotalUsed()
-	share := formatShare(q.Used, total) + " of " + FormatBytes(total) + " used by all measured Teams"
+	share := formatShare(t.TotalUsed(), total) + " of " + FormatBytes(total) + " used by all measured Teams"
 	return append(facts, Fact{Title: "Share", Value: share})
 }
 
@@ -177,7 +242,7 @@ func Choice(query string, matches []scanner.TeamUsage) AdaptiveCard {
 func choiceButton(t scanner.TeamUsage) ActionSubmit {
 	size := outcomeLabel(t.Outcome)
 	if t.Outcome == scanner.OutcomeMeasured {
-		size = FormatBytes(t.Quota.Used)
+		size = FormatBytes(t.TotalUsed())
 	}
 	title := strings.Join([]string{singleLine(displayName(t.Team)), shortID(t.Team.ID), size}, " · ")
 	return ActionSubmit{Title: title, Data: SubmitData{Cmd: CmdUsage, TeamID: t.Team.ID}}

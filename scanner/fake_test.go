@@ -19,8 +19,9 @@ import (
 // behaviour chosen per group. It counts requests and drive requests in
 // flight.
 type fakeGraph struct {
-	t      *testing.T
-	server *httptest.Server
+	t       *testing.T
+	server  *httptest.Server
+	handler http.Handler
 
 	// pages are the Teams of each page of GET /groups. Page i links to page
 	// i+1 unless nextLink overrides it.
@@ -39,8 +40,13 @@ type fakeGraph struct {
 	acceptToken func(r *http.Request, token string) bool
 	// hold, when set, runs inside every drive request before its response.
 	hold func()
+	// batchFail, when set, may write the response to a JSON batch with the
+	// given request URLs instead of running it, and returns whether it did.
+	batchFail func(w http.ResponseWriter, urls []string) bool
 
 	mu          sync.Mutex
+	batchCalls  int
+	batchSizes  []int
 	listCalls   int
 	driveCalls  map[string]int
 	userAgents  map[string]bool
@@ -54,7 +60,9 @@ func newFakeGraph(t *testing.T) *fakeGraph {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1.0/groups", fg.serveGroups)
 	mux.HandleFunc("GET /v1.0/groups/{id}/drive", fg.serveDrive)
-	fg.server = httptest.NewServer(fg.checkToken(mux))
+	mux.HandleFunc("POST /v1.0/$batch", fg.serveBatch)
+	fg.handler = fg.checkToken(mux)
+	fg.server = httptest.NewServer(fg.handler)
 	t.Cleanup(fg.server.Close)
 	return fg
 }
@@ -152,6 +160,62 @@ func (fg *fakeGraph) serveDrive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	driveOK(w, id)
+}
+
+// serveBatch runs each request of a JSON batch through the fake's own
+// handler, one after the other, and collects the answers as Graph does.
+func (fg *fakeGraph) serveBatch(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Requests []struct {
+			ID     string `json:"id"`
+			Method string `json:"method"`
+			URL    string `json:"url"`
+		} `json:"requests"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in.Requests) == 0 || len(in.Requests) > 20 {
+		writeGraphError(w, http.StatusBadRequest, "invalidRequest", "invalid batch")
+		return
+	}
+	fg.mu.Lock()
+	fg.batchCalls++
+	fg.batchSizes = append(fg.batchSizes, len(in.Requests))
+	fg.mu.Unlock()
+	if fg.batchFail != nil {
+		urls := make([]string, len(in.Requests))
+		for i, item := range in.Requests {
+			urls[i] = item.URL
+		}
+		if fg.batchFail(w, urls) {
+			return
+		}
+	}
+
+	responses := make([]map[string]any, 0, len(in.Requests))
+	for _, item := range in.Requests {
+		if !strings.HasPrefix(item.URL, "/") || item.Method != http.MethodGet {
+			fg.t.Errorf("batch item %s = %s %q, want GET with a path from /", item.ID, item.Method, item.URL)
+		}
+		inner := httptest.NewRequestWithContext(r.Context(), item.Method, "/v1.0"+item.URL, nil)
+		inner.Header.Set("Authorization", r.Header.Get("Authorization"))
+		rec := httptest.NewRecorder()
+		fg.handler.ServeHTTP(rec, inner)
+
+		headers := map[string]string{}
+		for _, name := range []string{"Retry-After", "request-id", "Content-Type"} {
+			if v := rec.Header().Get(name); v != "" {
+				headers[name] = v
+			}
+		}
+		// Graph sends a body that is not JSON as a base64 string.
+		var body any = json.RawMessage(rec.Body.Bytes())
+		if !json.Valid(rec.Body.Bytes()) {
+			body = rec.Body.Bytes()
+		}
+		responses = append(responses, map[string]any{
+			"id": item.ID, "status": rec.Code, "headers": headers, "body": body,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"responses": responses})
 }
 
 func (fg *fakeGraph) calls(id string) int {

@@ -16,7 +16,8 @@ import (
 var csvHeader = []string{"team_id", "display_name", "used_bytes", "total_bytes", "deleted_bytes", "state", "error"}
 
 // WriteCSV writes one row per Team, largest first. Measured Teams fill the
-// byte columns. Every other outcome leaves them empty and puts the outcome
+// byte columns: used and deleted bytes cover the main site and the measured
+// channel sites, total bytes and state are the main site's quota. Every other outcome leaves them empty and puts the outcome
 // and its reason in the error column, for example
 // "failed: HTTP 503 after 6 attempts".
 func WriteCSV(w io.Writer, r *Result) error {
@@ -28,9 +29,9 @@ func WriteCSV(w io.Writer, r *Result) error {
 	for _, t := range sortedTeams(r) {
 		row := []string{t.Team.ID, t.Team.DisplayName, "", "", "", "", ""}
 		if t.Outcome == OutcomeMeasured {
-			row[2] = strconv.FormatInt(t.Quota.Used, 10)
+			row[2] = strconv.FormatInt(t.TotalUsed(), 10)
 			row[3] = strconv.FormatInt(t.Quota.Total, 10)
-			row[4] = strconv.FormatInt(t.Quota.Deleted, 10)
+			row[4] = strconv.FormatInt(t.TotalDeleted(), 10)
 			row[5] = t.Quota.State
 		} else {
 			row[6] = outcomeText(t)
@@ -72,7 +73,7 @@ func WriteTable(w io.Writer, r *Result) error {
 		name := printable(t.Team.DisplayName)
 		if t.Outcome == OutcomeMeasured {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", name,
-				FormatBytes(t.Quota.Used), FormatBytes(t.Quota.Total), FormatBytes(t.Quota.Deleted),
+				FormatBytes(t.TotalUsed()), FormatBytes(t.Quota.Total), FormatBytes(t.TotalDeleted()),
 				printable(t.Quota.State))
 			continue
 		}

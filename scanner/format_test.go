@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -60,7 +61,7 @@ func TestWriteCSV(t *testing.T) {
 			t.Errorf("row %d = %q, want %q", i, rows[i], want[i])
 		}
 	}
-	if !slices.Equal(r.Teams, original) {
+	if !slices.EqualFunc(r.Teams, original, func(a, b TeamUsage) bool { return reflect.DeepEqual(a, b) }) {
 		t.Error("WriteCSV reordered the caller's Result")
 	}
 }

@@ -79,9 +79,14 @@ type Config struct {
 	// TenantID is copied into each Result.
 	TenantID string
 
-	// Concurrency is how many drive requests run at once: 1 to 64, and 0
-	// means 8.
+	// Concurrency is how many JSON batches of lookups a scan has in flight
+	// at once: 1 to 64, and 0 means DefaultConcurrency.
 	Concurrency int
+	// ChannelSites makes a scan also measure the SharePoint sites of private
+	// and shared channels and add them to their Team's total. It costs one
+	// more lookup per Team and two per such channel, in two more round trips
+	// after the drives.
+	ChannelSites bool
 	// MaxAttempts bounds the requests of one Graph call: 1 to 50, and 0
 	// means DefaultMaxAttempts.
 	MaxAttempts int
@@ -89,6 +94,10 @@ type Config struct {
 	BaseDelay, MaxDelay time.Duration
 	// AttemptTimeout bounds one request. Zero means DefaultAttemptTimeout.
 	AttemptTimeout time.Duration
+
+	// Pacer spaces requests while Graph throttles. Share one between every
+	// client of the same tenant. Nil means a Pacer of this client's own.
+	Pacer *Pacer
 
 	// Logger receives retries and per-Team failures. Nil discards them.
 	Logger *slog.Logger
@@ -178,7 +187,7 @@ func NewGraphClient(cfg Config) (*GraphClient, error) {
 				max:    orDefault(cfg.MaxDelay, DefaultMaxDelay),
 				jitter: jitter,
 			},
-			pacer: &pacer{},
+			pacer: orNew(cfg.Pacer),
 			now:   now,
 			sleep: sleep,
 		},
@@ -251,6 +260,100 @@ func (g *GraphClient) GetDrive(ctx context.Context, groupID string) (Drive, erro
 	return drive, nil
 }
 
+// GetJSON sends GET path through the retry gate and the Pacer and decodes
+// the JSON response into v. path is relative to the Graph base URL, as in
+// "/groups/{id}/owners", or an absolute URL on the base URL's host, such as
+// an @odata.nextLink. Graph errors are *GraphError, wrapped in
+// *AttemptsError when the last allowed attempt still failed.
+func (g *GraphClient) GetJSON(ctx context.Context, path string, v any) error {
+	rawURL, err := g.resolve(path)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", redactQuery(path), err)
+	}
+	body, _, err := g.gate.get(ctx, g, g.logger.With("path", redactQuery(path)), rawURL)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", redactQuery(path), err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("get %s: decode response: %w", redactQuery(path), err)
+	}
+	return nil
+}
+
+// ListAll calls each with every element of the "value" array of the
+// collection at path, page after page, following @odata.nextLink verbatim
+// until Graph sends none. The same nextLink twice, or one on another host,
+// stops the listing with an error, and so does an error from each. path is
+// as for GetJSON.
+func (g *GraphClient) ListAll(ctx context.Context, path string, each func(json.RawMessage) error) error {
+	next, err := g.resolve(path)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", redactQuery(path), err)
+	}
+	seen := make(map[string]bool)
+
+	for page := 1; next != ""; page++ {
+		if page > maxPages {
+			return fmt.Errorf("list %s page %d: stop after %d pages", redactQuery(path), page, maxPages)
+		}
+		if page > 1 {
+			if err := g.checkNextLink(next, seen); err != nil {
+				return fmt.Errorf("list %s page %d: %w", redactQuery(path), page, err)
+			}
+		}
+		seen[next] = true
+
+		var p collectionPage
+		if err := g.GetJSON(ctx, next, &p); err != nil {
+			return fmt.Errorf("list page %d: %w", page, err)
+		}
+		for _, item := range p.Value {
+			if err := each(item); err != nil {
+				return fmt.Errorf("list %s page %d: %w", redactQuery(path), page, err)
+			}
+		}
+		next = p.NextLink
+	}
+	return nil
+}
+
+// resolve turns a path relative to the base URL, or an absolute URL on the
+// base URL's scheme and host, into an absolute URL. Any other host is
+// rejected, because the request carries the bearer token.
+func (g *GraphClient) resolve(path string) (string, error) {
+	if strings.HasPrefix(path, "https://") || strings.HasPrefix(path, "http://") {
+		u, err := url.Parse(path)
+		if err != nil {
+			return "", fmt.Errorf("parse URL: %w", err)
+		}
+		if u.Scheme != g.base.Scheme || !strings.EqualFold(u.Host, g.base.Host) {
+			return "", fmt.Errorf("URL points to %s://%s, not to the Graph base URL's host %s", u.Scheme, u.Host, g.base.Host)
+		}
+		return path, nil
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return g.base.String() + path, nil
+}
+
+// relative returns rawURL relative to the Graph base URL, the form that
+// JSON batch requests take, and false when rawURL is not under it.
+func (g *GraphClient) relative(rawURL string) (string, bool) {
+	rest, ok := strings.CutPrefix(rawURL, g.base.String())
+	if !ok || !strings.HasPrefix(rest, "/") {
+		return "", false
+	}
+	return rest, true
+}
+
+// redactQuery drops the query of a path for errors and logs: a nextLink's
+// $skiptoken is opaque and long.
+func redactQuery(path string) string {
+	before, _, _ := strings.Cut(path, "?")
+	return before
+}
+
 // getDrive is GetDrive that also returns how many requests it made, and
 // does not wrap its error, which becomes a TeamUsage's Reason.
 func (g *GraphClient) getDrive(ctx context.Context, groupID string) (Drive, int, error) {
@@ -314,6 +417,13 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func orNew(p *Pacer) *Pacer {
+	if p == nil {
+		return NewPacer()
+	}
+	return p
 }
 
 func orDefault[T comparable](v, def T) T {

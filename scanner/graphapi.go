@@ -45,6 +45,33 @@ type groupsPage struct {
 	NextLink string `json:"@odata.nextLink"`
 }
 
+// channel is a Team's channel as GET /teams/{id}/channels returns it.
+type channel struct {
+	ID             string `json:"id"`
+	DisplayName    string `json:"displayName"`
+	MembershipType string `json:"membershipType"`
+}
+
+type channelsPage struct {
+	Value    []channel `json:"value"`
+	NextLink string    `json:"@odata.nextLink"`
+}
+
+// filesFolder is the driveItem of GET /teams/{id}/channels/{id}/filesFolder:
+// the channel's folder, whose parentReference names the drive of the
+// channel's own site for a private or shared channel.
+type filesFolder struct {
+	ParentReference struct {
+		DriveID string `json:"driveId"`
+	} `json:"parentReference"`
+}
+
+// collectionPage is one page of any Graph collection.
+type collectionPage struct {
+	Value    []json.RawMessage `json:"value"`
+	NextLink string            `json:"@odata.nextLink"`
+}
+
 // errorBody is Graph's error response, documented in "Microsoft Graph error
 // responses and resource types" on learn.microsoft.com.
 type errorBody struct {

@@ -57,8 +57,79 @@ type TeamUsage struct {
 	// Reason explains any outcome other than OutcomeMeasured, for example
 	// "HTTP 429 after 6 attempts".
 	Reason string `json:"reason,omitempty"`
-	// Attempts counts the HTTP requests made for this Team's drive.
+	// Attempts counts the HTTP requests that carried this Team's drive
+	// lookup, alone or in a JSON batch.
 	Attempts int `json:"attempts"`
+	// Sites is the per-site breakdown: the main site first, then the site
+	// of each private and shared channel. It is nil when the scan did not
+	// look up channel sites.
+	Sites []SiteUsage `json:"sites,omitempty"`
+	// ChannelsReason explains why the Team's channels could not be listed,
+	// in which case Sites holds only the main site.
+	ChannelsReason string `json:"channelsReason,omitempty"`
+}
+
+// Kinds of SiteUsage.
+const (
+	// SiteMain is the Team's own SharePoint site, the group's drive.
+	SiteMain = "main"
+	// SiteChannel is the separate SharePoint site of a private or shared
+	// channel.
+	SiteChannel = "channel"
+)
+
+// SiteUsage is the storage of one SharePoint site of a Team.
+type SiteUsage struct {
+	// Kind is SiteMain or SiteChannel.
+	Kind string `json:"kind"`
+	// ChannelID, ChannelName and MembershipType ("private" or "shared")
+	// describe a channel site and are empty for the main site.
+	ChannelID      string `json:"channelId,omitempty"`
+	ChannelName    string `json:"channelName,omitempty"`
+	MembershipType string `json:"membershipType,omitempty"`
+	DriveID        string `json:"driveId,omitempty"`
+	// Outcome is OutcomeNoDrive for a channel whose site SharePoint has not
+	// provisioned yet.
+	Outcome Outcome `json:"outcome"`
+	// Quota is meaningful only when Outcome is OutcomeMeasured.
+	Quota  Quota  `json:"quota"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// TotalUsed returns the used bytes of the Team's main site plus those of its
+// measured channel sites. Channel sites count only when the main site was
+// measured, so that a Team's total never rests on a part of its sites.
+func (t TeamUsage) TotalUsed() int64 {
+	if t.Outcome != OutcomeMeasured {
+		return 0
+	}
+	return t.Quota.Used + t.ChannelUsed()
+}
+
+// TotalDeleted returns the recycle bin bytes of the main site plus those of
+// the measured channel sites, with the same rule as TotalUsed.
+func (t TeamUsage) TotalDeleted() int64 {
+	if t.Outcome != OutcomeMeasured {
+		return 0
+	}
+	total := t.Quota.Deleted
+	for _, s := range t.Sites {
+		if s.Kind == SiteChannel && s.Outcome == OutcomeMeasured {
+			total += s.Quota.Deleted
+		}
+	}
+	return total
+}
+
+// ChannelUsed returns the used bytes of the measured channel sites alone.
+func (t TeamUsage) ChannelUsed() int64 {
+	var total int64
+	for _, s := range t.Sites {
+		if s.Kind == SiteChannel && s.Outcome == OutcomeMeasured {
+			total += s.Quota.Used
+		}
+	}
+	return total
 }
 
 // Result is one complete scan of a tenant.
@@ -69,13 +140,12 @@ type Result struct {
 	Teams      []TeamUsage `json:"teams"`
 }
 
-// TotalUsed returns the sum of used bytes over measured Teams.
+// TotalUsed returns the sum of used bytes over measured Teams, channel
+// sites included (see TeamUsage.TotalUsed).
 func (r *Result) TotalUsed() int64 {
 	var total int64
 	for _, t := range r.Teams {
-		if t.Outcome == OutcomeMeasured {
-			total += t.Quota.Used
-		}
+		total += t.TotalUsed()
 	}
 	return total
 }
@@ -91,7 +161,7 @@ func (r *Result) Count(o Outcome) int {
 	return n
 }
 
-// SortTeams orders measured Teams by used bytes, largest first, then every
+// SortTeams orders measured Teams by TotalUsed, largest first, then every
 // other outcome after them. Ties break on display name, then id, so the
 // order is stable across scans.
 func SortTeams(teams []TeamUsage) {
@@ -101,8 +171,8 @@ func SortTeams(teams []TeamUsage) {
 		if am != bm {
 			return am
 		}
-		if am && a.Quota.Used != b.Quota.Used {
-			return a.Quota.Used > b.Quota.Used
+		if au, bu := a.TotalUsed(), b.TotalUsed(); am && au != bu {
+			return au > bu
 		}
 		if a.Team.DisplayName != b.Team.DisplayName {
 			return a.Team.DisplayName < b.Team.DisplayName

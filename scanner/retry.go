@@ -1,6 +1,7 @@
 package scanner
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,18 +13,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
 const (
 	// maxErrorBody bounds how much of an error response is read.
 	maxErrorBody = 64 << 10
-
-	// maxPace bounds the spacing of request starts while Graph throttles. A
-	// long Retry-After still pauses every request once, but spacing every
-	// later request by it would stretch a scan of thousands of Teams to hours.
-	maxPace = time.Second
 
 	// maxRetryAfter only guards the conversion of a huge Retry-After into a
 	// time.Duration. Below it the server's value is used as it is, and the
@@ -78,6 +73,8 @@ type verdict struct {
 	retry bool
 	// refreshToken requests one new token and an immediate retry (401).
 	refreshToken bool
+	// throttled marks a 429 or 503, which slow down the shared Pacer.
+	throttled bool
 	// reason is one line for the log, for example "HTTP 429 throttled".
 	reason string
 	// retryAfter is the server's Retry-After, valid when hasRetryAfter.
@@ -98,12 +95,12 @@ func classify(status int, header http.Header, err error, now time.Time) verdict 
 		v.refreshToken = true
 		v.reason += " unauthorized: the token may have expired early or been revoked"
 	case http.StatusTooManyRequests:
-		v.retry = true
+		v.retry, v.throttled = true, true
 		v.reason += " throttled"
 	case http.StatusServiceUnavailable:
 		// SharePoint throttles with 503 as well as 429 ("Avoid getting
 		// throttled or blocked in SharePoint Online").
-		v.retry = true
+		v.retry, v.throttled = true, true
 		v.reason += " service unavailable or throttled"
 	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
 		v.retry = true
@@ -162,71 +159,6 @@ func (b backoff) wait(n int, v verdict) time.Duration {
 	return time.Duration(b.jitter() * ceiling)
 }
 
-// pacer is the throttling state that every request of one GraphClient
-// shares. After a throttled response no request starts before the server's
-// Retry-After has passed, and request starts are spaced. The spacing doubles
-// with a throttled response (to at least its Retry-After, at most maxPace),
-// but at most once per spacing, because the responses to requests already in
-// flight report the same overload. Each success shrinks it by a sixteenth.
-// Without the pacer, workers that were throttled together retry at the same
-// instant and are throttled together again. Against the simulated tenant's
-// strict token bucket, that made about 1% of Teams fail after 6 attempts.
-type pacer struct {
-	mu sync.Mutex
-	// interval is the spacing of request starts, zero when not throttled.
-	interval time.Duration
-	// next is the earliest start of the next request.
-	next time.Time
-	// raisedAt is when interval last doubled.
-	raisedAt time.Time
-}
-
-// minPace is the spacing below which the pacer stops spacing requests.
-const minPace = 100 * time.Microsecond
-
-// reserve books the caller's start and returns how long it must wait for it.
-func (p *pacer) reserve(now time.Time) time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-
-	if p.interval == 0 && !now.Before(p.next) {
-		return 0
-	}
-	slot := now
-	if p.next.After(now) {
-		slot = p.next
-	}
-	p.next = slot.Add(p.interval)
-	return slot.Sub(now)
-}
-
-// throttled records a Retry-After of d received at now.
-func (p *pacer) throttled(now time.Time, d time.Duration) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-
-	if resume := now.Add(d); resume.After(p.next) {
-		p.next = resume
-	}
-	if now.Sub(p.raisedAt) < p.interval {
-		p.interval = max(p.interval, min(d, maxPace))
-		return
-	}
-	p.interval = min(max(2*p.interval, d, minPace), maxPace)
-	p.raisedAt = now
-}
-
-// succeeded shrinks the spacing.
-func (p *pacer) succeeded() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-
-	p.interval -= p.interval / 16
-	if p.interval < minPace {
-		p.interval = 0
-	}
-}
-
 // retryGate is the single place that decides how a Graph request is
 // repeated: it classifies each attempt, refreshes the token once after a
 // 401, waits for the backoff and the shared pacer, and stops when the
@@ -235,7 +167,7 @@ type retryGate struct {
 	maxAttempts    int
 	attemptTimeout time.Duration
 	backoff        backoff
-	pacer          *pacer
+	pacer          *Pacer
 	now            func() time.Time
 	sleep          func(ctx context.Context, d time.Duration) error
 }
@@ -253,12 +185,27 @@ type attemptResult struct {
 // get sends GET rawURL for g until it succeeds, fails for good or uses its
 // last attempt. It returns the 2xx body and the number of requests made.
 func (r *retryGate) get(ctx context.Context, g *GraphClient, logger *slog.Logger, rawURL string) ([]byte, int, error) {
+	return r.do(ctx, g, logger, graphRequest{method: http.MethodGet, url: rawURL, weight: 1})
+}
+
+// graphRequest is one HTTP request to Graph. weight is how many Graph
+// requests it carries for the pacer: 1, or the size of a JSON batch.
+type graphRequest struct {
+	method string
+	url    string
+	body   []byte
+	weight int
+}
+
+// do sends req for g until it succeeds, fails for good or uses its last
+// attempt. It returns the 2xx body and the number of requests made.
+func (r *retryGate) do(ctx context.Context, g *GraphClient, logger *slog.Logger, req graphRequest) ([]byte, int, error) {
 	refreshed := false
 	previousReason := ""
 	var backoffWait time.Duration
 
 	for attempt := 1; attempt <= r.maxAttempts; attempt++ {
-		if wait := max(backoffWait, r.pacer.reserve(r.now())); wait > 0 {
+		if wait := max(backoffWait, r.pacer.reserve(r.now(), req.weight)); wait > 0 {
 			if err := r.sleep(ctx, wait); err != nil {
 				return nil, attempt - 1, err
 			}
@@ -270,20 +217,26 @@ func (r *retryGate) get(ctx context.Context, g *GraphClient, logger *slog.Logger
 			return nil, attempt - 1, fmt.Errorf("get token: %w", err)
 		}
 
-		res := r.send(ctx, g, rawURL, token)
+		res := r.send(ctx, g, req, token)
 		if ctx.Err() != nil {
 			return nil, attempt, ctx.Err()
 		}
 		if res.permanent {
 			return nil, attempt, res.err
 		}
+		if res.header != nil {
+			r.pacer.rateLimited(r.now(), res.header)
+		}
 		if res.err == nil && res.status >= 200 && res.status <= 299 {
-			r.pacer.succeeded()
+			if req.weight == 1 {
+				// A batch reports its successes item by item.
+				r.pacer.succeeded(r.now(), 1)
+			}
 			return res.body, attempt, nil
 		}
 
 		v := classify(res.status, res.header, res.err, r.now())
-		if v.hasRetryAfter {
+		if v.throttled {
 			r.pacer.throttled(r.now(), v.retryAfter)
 		}
 		failure := attemptError(res)
@@ -314,13 +267,20 @@ func (r *retryGate) get(ctx context.Context, g *GraphClient, logger *slog.Logger
 }
 
 // send makes one request, bounded by attemptTimeout, and reads its body.
-func (r *retryGate) send(ctx context.Context, g *GraphClient, rawURL, token string) attemptResult {
+func (r *retryGate) send(ctx context.Context, g *GraphClient, gr graphRequest, token string) attemptResult {
 	ctx, cancel := context.WithTimeout(ctx, r.attemptTimeout)
 	defer cancel()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	var reqBody io.Reader
+	if gr.body != nil {
+		reqBody = bytes.NewReader(gr.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, gr.method, gr.url, reqBody)
 	if err != nil {
 		return attemptResult{err: fmt.Errorf("build request: %w", err), permanent: true}
+	}
+	if gr.body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/json")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/storagebot/storagebot/entra"
@@ -104,5 +105,92 @@ func TestScanSimulatedSchoolThrottled(t *testing.T) {
 	}
 	if first := result.Teams[0].Team.DisplayName; first != "The Library" {
 		t.Errorf("largest team = %q, want The Library", first)
+	}
+}
+
+func TestScanSimulatedChannelSitesAndExpiredToken(t *testing.T) {
+	sim, err := simtenant.Start(simtenant.Options{})
+	if err != nil {
+		t.Fatalf("start simulated tenant: %v", err)
+	}
+	t.Cleanup(sim.Close)
+
+	tokens, err := entra.New(entra.Config{
+		AuthorityHost: sim.AuthorityHost(),
+		TenantID:      simtenant.PlaygroundTenantID,
+		ClientID:      simtenant.DefaultClientID,
+		ClientSecret:  simtenant.DefaultClientSecret,
+		Scope:         "https://graph.microsoft.com/.default",
+		HTTPClient:    sim.HTTPClient(),
+	})
+	if err != nil {
+		t.Fatalf("entra.New: %v", err)
+	}
+	// The token expires early right after the first page of Teams, while
+	// every batch is still to come.
+	var once sync.Once
+	s, err := scanner.New(scanner.Config{
+		BaseURL:      sim.GraphURL(),
+		Tokens:       tokens,
+		HTTPClient:   sim.HTTPClient(),
+		ChannelSites: true,
+		Logger:       slog.New(slog.DiscardHandler),
+		Progress: func(done, discovered int) {
+			if discovered > 0 {
+				once.Do(sim.ExpireTokens)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("scanner.New: %v", err)
+	}
+
+	result, err := s.Scan(context.Background())
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+
+	if got := sim.Stats().TokensIssued; got != 2 {
+		t.Errorf("tokens issued = %d, want 2: one refresh for every batch", got)
+	}
+	if got := result.Count(scanner.OutcomeFailed) + result.Count(scanner.OutcomeForbidden); got != 0 {
+		t.Errorf("failed or forbidden teams = %d, want 0", got)
+	}
+
+	var library scanner.TeamUsage
+	for _, u := range result.Teams {
+		if u.Team.DisplayName == "The Library" && u.Quota.Used > library.Quota.Used {
+			library = u
+		}
+	}
+	var want simtenant.Group
+	for _, g := range simtenant.School() {
+		if g.ID == library.Team.ID {
+			want = g
+		}
+	}
+	if len(library.Sites) != 1+len(want.Channels) {
+		t.Fatalf("The Library sites = %+v, want the main site and %d channel sites", library.Sites, len(want.Channels))
+	}
+	total := want.Drive.Quota.Used
+	for i, c := range want.Channels {
+		site := library.Sites[i+1]
+		if site.ChannelID != c.ID || site.MembershipType != c.MembershipType {
+			t.Errorf("site %d = %s %s, want channel %s %s", i+1, site.ChannelID, site.MembershipType, c.ID, c.MembershipType)
+		}
+		switch {
+		case c.Drive == nil && site.Outcome != scanner.OutcomeNoDrive:
+			t.Errorf("channel %q = %s, want no_drive for a site never provisioned", c.DisplayName, site.Outcome)
+		case c.Drive != nil && (site.Outcome != scanner.OutcomeMeasured || site.Quota != c.Drive.Quota):
+			t.Errorf("channel %q = %s %+v, want measured %+v", c.DisplayName, site.Outcome, site.Quota, c.Drive.Quota)
+		case c.Drive != nil:
+			total += c.Drive.Quota.Used
+		}
+	}
+	if got := library.TotalUsed(); got != total {
+		t.Errorf("The Library total = %d, want %d with its channel sites", got, total)
+	}
+	if first := result.Teams[0].Team.ID; first != library.Team.ID {
+		t.Errorf("largest team = %s, want The Library", first)
 	}
 }

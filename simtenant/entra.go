@@ -308,6 +308,9 @@ func (t *Tenant) issueToken(resource, acr string) (string, int64, error) {
 
 	t.mu.Lock()
 	t.stats.TokensIssued++
+	if resource == GraphResource {
+		t.liveTokens = append(t.liveTokens, uti)
+	}
 	t.mu.Unlock()
 	return token, int64(math.Ceil(lifetime.Seconds())), nil
 }

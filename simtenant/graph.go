@@ -100,32 +100,73 @@ type directory struct {
 	// teams holds the indexes of the groups that are Teams, in list order.
 	teams []int
 	all   []int
+	// drives holds every drive by id: the groups' and the channel sites'.
+	drives map[string]driveOwner
 }
 
 func newDirectory(groups []Group) directory {
-	d := directory{groups: groups, byID: make(map[string]int, len(groups)), all: make([]int, len(groups))}
-	for i, g := range groups {
+	d := directory{groups: groups, byID: make(map[string]int, len(groups)), all: make([]int, len(groups)), drives: map[string]driveOwner{}}
+	for i := range groups {
+		g := &groups[i]
 		d.byID[strings.ToLower(g.ID)] = i
 		d.all[i] = i
 		if g.IsTeam {
 			d.teams = append(d.teams, i)
+		}
+		if g.Drive != nil {
+			d.drives[g.Drive.ID] = driveOwner{drive: g.Drive, group: g}
+		}
+		for _, c := range g.Channels {
+			if c.Drive != nil {
+				d.drives[c.Drive.ID] = driveOwner{drive: c.Drive, group: g}
+			}
 		}
 	}
 	return d
 }
 
 // graph wraps a Graph handler with what every Graph request goes through:
-// request ids, latency, bearer token validation and the throttle.
+// the HTTP request's own checks (see graphRequest) and the throttle for one
+// Graph request that costs one resource unit.
 func (t *Tenant) graph(next http.HandlerFunc) http.HandlerFunc {
+	return t.graphRequest(t.admit(costSingleItem, next))
+}
+
+// graphList is graph for a list request, which SharePoint charges two
+// resource units.
+func (t *Tenant) graphList(next http.HandlerFunc) http.HandlerFunc {
+	return t.graphRequest(t.admit(costList, next))
+}
+
+// graphRequest wraps what every HTTP request to Graph goes through, a JSON
+// batch included: request ids, the concurrency cap, latency and bearer
+// token validation.
+func (t *Tenant) graphRequest(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		t.mu.Lock()
 		requestID := t.ids.nextRequestID()
 		latency := t.latency
+		admitted, capRetryAfter := t.concurrency.enter()
+		if !admitted {
+			t.stats.Throttled++
+		}
 		t.mu.Unlock()
+		if admitted {
+			defer func() {
+				t.mu.Lock()
+				t.concurrency.leave()
+				t.mu.Unlock()
+			}()
+		}
 		w.Header().Set("request-id", requestID)
 		w.Header().Set("client-request-id", cmp.Or(r.Header.Get("client-request-id"), requestID))
 
 		if !wait(r.Context(), latency) {
+			return
+		}
+		if !admitted {
+			w.Header().Set("Retry-After", formatRetryAfter(capRetryAfter))
+			t.writeGraphError(w, r, http.StatusTooManyRequests, "TooManyRequests", "Too many concurrent requests. Please try again later.")
 			return
 		}
 
@@ -136,18 +177,37 @@ func (t *Tenant) graph(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 
+		next(w, r)
+	}
+}
+
+// admit applies the per-app request bucket and the resource-unit budget to
+// one Graph request, alone or inside a JSON batch, which Graph throttles
+// one by one.
+func (t *Tenant) admit(cost int, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		t.mu.Lock()
-		ok, retryAfter := t.bucket.take(t.now())
+		now := t.now()
+		ok, retryAfter := t.bucket.take(now)
+		if ok {
+			ok, retryAfter = t.budget.takeCost(now, float64(cost))
+			if !ok {
+				// A request that the budget rejects still took its bucket
+				// token: throttled requests count, as SharePoint documents.
+				t.stats.BudgetThrottled++
+			}
+		}
 		if !ok {
 			t.stats.Throttled++
 		}
+		t.budget.writeHeaders(w.Header(), now)
 		t.mu.Unlock()
+
 		if !ok {
 			w.Header().Set("Retry-After", formatRetryAfter(retryAfter))
 			t.writeGraphError(w, r, http.StatusTooManyRequests, "TooManyRequests", "Too many requests. Please try again later.")
 			return
 		}
-
 		next(w, r)
 	}
 }
@@ -157,7 +217,17 @@ func (t *Tenant) graphToken(r *http.Request) (accessClaims, error) {
 	if err != nil {
 		return accessClaims{}, err
 	}
-	return t.signer.verify(raw, GraphResource, t.opts.TenantID, t.now())
+	claims, err := t.signer.verify(raw, GraphResource, t.opts.TenantID, t.now())
+	if err != nil {
+		return accessClaims{}, err
+	}
+	t.mu.Lock()
+	expired := t.expired[claims.UTI]
+	t.mu.Unlock()
+	if expired {
+		return accessClaims{}, fmt.Errorf("check token %s: expired early: %w", claims.UTI, errTokenExpired)
+	}
+	return claims, nil
 }
 
 // graphTokenMessage returns the message Graph sends with a 401 for err.
@@ -228,19 +298,7 @@ func (t *Tenant) handleGroups(w http.ResponseWriter, r *http.Request) {
 // handleDrive returns a group's default document library with its quota.
 func (t *Tenant) handleDrive(w http.ResponseWriter, r *http.Request) {
 	groupID := r.PathValue("id")
-
-	t.mu.Lock()
-	fault := t.faults.pick()
-	if fault != 0 {
-		t.stats.Faults++
-	}
-	t.mu.Unlock()
-	switch fault {
-	case http.StatusServiceUnavailable:
-		t.writeGraphError(w, r, fault, "serviceNotAvailable", "The service is not available. Try the request again after a delay.")
-		return
-	case http.StatusInternalServerError:
-		t.writeGraphError(w, r, fault, "generalException", "An unspecified error has occurred.")
+	if t.writeFault(w, r) {
 		return
 	}
 
@@ -256,8 +314,32 @@ func (t *Tenant) handleDrive(w http.ResponseWriter, r *http.Request) {
 		t.writeGraphError(w, r, http.StatusNotFound, "itemNotFound", "The resource could not be found.")
 		return
 	}
+	t.writeDrive(w, r, g.Drive, g)
+}
 
-	d := g.Drive
+// writeFault fails the request when the fault injector picks it, and
+// reports whether it did.
+func (t *Tenant) writeFault(w http.ResponseWriter, r *http.Request) bool {
+	t.mu.Lock()
+	fault := t.faults.pick()
+	if fault != 0 {
+		t.stats.Faults++
+	}
+	t.mu.Unlock()
+
+	switch fault {
+	case http.StatusServiceUnavailable:
+		t.writeGraphError(w, r, fault, "serviceNotAvailable", "The service is not available. Try the request again after a delay.")
+		return true
+	case http.StatusInternalServerError:
+		t.writeGraphError(w, r, fault, "generalException", "An unspecified error has occurred.")
+		return true
+	}
+	return false
+}
+
+// writeDrive writes drive d, which belongs to the site of group g.
+func (t *Tenant) writeDrive(w http.ResponseWriter, r *http.Request, d *Drive, g *Group) {
 	created := d.Created.UTC().Format(time.RFC3339)
 	w.Header().Set("Content-Type", graphContentType)
 	writeJSON(w, t.log, http.StatusOK, driveJSON{

@@ -50,6 +50,9 @@ type Group struct {
 	// Drive is the group's default document library. Nil means the
 	// SharePoint site is not provisioned, so Graph responds 404 itemNotFound.
 	Drive *Drive
+	// Channels are the Team's private and shared channels, each with a
+	// SharePoint site of its own.
+	Channels []Channel
 }
 
 // Drive is a group's default document library.
@@ -87,14 +90,93 @@ func School() []Group {
 	for _, s := range schoolNonTeams {
 		groups = append(groups, g.special(s))
 	}
+	addSchoolChannels(groups)
 
 	sortByID(groups)
 	return groups
 }
 
+// schoolChannel is a private or shared channel of a named school Team.
+// used 0 with noSite leaves the channel's site unprovisioned.
+type schoolChannel struct {
+	team       string
+	name       string
+	membership string
+	used       int64
+	noSite     bool
+}
+
+// schoolChannels sit in Teams of the top 10, so that their sites visibly
+// move the totals there: The Library gains 186 GiB and Drama Productions
+// 85 GiB.
+var schoolChannels = []schoolChannel{
+	{team: "The Library", name: "Library Staff Room", membership: MembershipPrivate, used: 140 * gib},
+	{team: "The Library", name: "Reading Programme", membership: MembershipShared, used: 46 * gib},
+	{team: "The Library", name: "Archive Digitisation", membership: MembershipPrivate, noSite: true},
+	{team: "🎭 Drama Productions", name: "Set Design", membership: MembershipPrivate, used: 82 * gib},
+	{team: "🎭 Drama Productions", name: "Costume Budget", membership: MembershipPrivate, used: 3 * gib},
+	{team: "Head's Office", name: "Safeguarding Cases", membership: MembershipPrivate, used: 12 * gib},
+	{team: "Year 13 Leavers' Yearbook", name: "Photo Submissions", membership: MembershipShared, used: 25 * gib},
+}
+
+// addSchoolChannels gives the school's channels to their Teams. For "The
+// Library" they go to the larger of the two Teams of that name, the school
+// library's. Channels draw from a generator of their own, so that adding
+// them changed no group's id or size.
+func addSchoolChannels(groups []Group) {
+	g := newGenerator(schoolSeed + 1)
+	for _, c := range schoolChannels {
+		team := largestTeamNamed(groups, c.team)
+		if team == nil {
+			continue
+		}
+		channel := Channel{ID: g.channelID(), DisplayName: c.name, MembershipType: c.membership}
+		if !c.noSite {
+			channel.Drive = g.channelDrive(team, c.name, c.used)
+		}
+		team.Channels = append(team.Channels, channel)
+	}
+}
+
+func largestTeamNamed(groups []Group, name string) *Group {
+	var found *Group
+	for i := range groups {
+		g := &groups[i]
+		if !g.IsTeam || g.DisplayName != name || g.Drive == nil {
+			continue
+		}
+		if found == nil || g.Drive.Quota.Used > found.Drive.Quota.Used {
+			found = g
+		}
+	}
+	return found
+}
+
+// channelID returns a channel id in Teams' form, 19:<32 hex>@thread.tacv2.
+func (g *generator) channelID() string {
+	var b [16]byte
+	g.fill(b[:])
+	return fmt.Sprintf("19:%x@thread.tacv2", b)
+}
+
+// channelDrive returns the drive of a channel's site, which SharePoint names
+// after the Team and the channel, with the default site quota.
+func (g *generator) channelDrive(team *Group, channelName string, used int64) *Drive {
+	d := g.drive(team, used, defaultSiteQuota)
+	site := mailNickname(team) + "-" + strings.Map(func(r rune) rune {
+		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return r
+		}
+		return -1
+	}, channelName)
+	d.WebURL = "https://" + sharePointHost + "/sites/" + site + "/Shared%20Documents"
+	return d
+}
+
 // Generate returns teams deterministic Teams for scale tests, all different
-// from School(): about 1% have no drive and 0.5% an all-zero quota. Names
-// repeat with a numeric suffix once the name catalogue runs out.
+// from School(): about 1% have no drive and 0.5% an all-zero quota, and
+// about 4% have a private channel with a site of its own. Names repeat with a
+// numeric suffix once the name catalogue runs out.
 func Generate(teams int, seed uint64) []Group {
 	g := newGenerator(seed)
 	groups := g.teams(teams, map[string]int{})
@@ -105,6 +187,18 @@ func Generate(teams int, seed uint64) []Group {
 		case 2:
 			groups[i].Drive.Quota = scanner.Quota{}
 		}
+	}
+
+	// Channels draw from a generator of their own, so that they change no
+	// group's id or size.
+	cg := newGenerator(seed + 1)
+	for i := range groups {
+		if cg.rng.IntN(25) != 0 {
+			continue
+		}
+		channel := Channel{ID: cg.channelID(), DisplayName: "Staff Only", MembershipType: MembershipPrivate}
+		channel.Drive = cg.channelDrive(&groups[i], channel.DisplayName, cg.logNormal(2*gib, 1.0))
+		groups[i].Channels = append(groups[i].Channels, channel)
 	}
 	sortByID(groups)
 	return groups

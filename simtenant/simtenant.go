@@ -92,13 +92,22 @@ type Tenant struct {
 	signer *tokenSigner
 	dir    directory
 
-	mu        sync.Mutex
-	latency   time.Duration
-	bucket    tokenBucket
-	faults    faultInjector
-	stats     Stats
-	ids       idSource
-	connector connectorState
+	// items routes the requests inside a JSON batch.
+	items http.Handler
+
+	mu          sync.Mutex
+	latency     time.Duration
+	bucket      tokenBucket
+	budget      resourceBudget
+	concurrency concurrencyCap
+	faults      faultInjector
+	// liveTokens are the unique token ids (uti) of the Graph tokens issued
+	// since the last ExpireTokens, and expired those it revoked.
+	liveTokens []string
+	expired    map[string]bool
+	stats      Stats
+	ids        idSource
+	connector  connectorState
 }
 
 // Start builds the tenant from opts and starts serving HTTPS on a loopback
@@ -180,6 +189,38 @@ func (t *Tenant) SetThrottle(rps float64, burst int, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.bucket.configure(rps, burst, retryAfter, t.now())
+}
+
+// SetConcurrencyCap rejects a Graph request with 429 and a Retry-After of
+// retryAfter when limit Graph requests are already in flight. A JSON batch
+// counts as one request. limit 0 turns the cap off.
+func (t *Tenant) SetConcurrencyCap(limit int, retryAfter time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.concurrency.configure(limit, retryAfter)
+}
+
+// SetResourceBudget models SharePoint's budget of resource units per app
+// and tenant: perMinute units in each one-minute window, where a
+// single-item GET costs 1 and a list 2. Requests beyond it get 429 with a
+// Retry-After until the window ends, and every response carries the
+// RateLimit headers once 80% of the window's budget is used. perMinute 0
+// turns the budget off.
+func (t *Tenant) SetResourceBudget(perMinute int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.budget.configure(perMinute, t.now())
+}
+
+// ExpireTokens makes every Graph access token issued so far fail with 401
+// "expired" before its exp claim, as a revoked or early-expired token does.
+func (t *Tenant) ExpireTokens() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, uti := range t.liveTokens {
+		t.expired[uti] = true
+	}
+	t.liveTokens = nil
 }
 
 // SetFaults makes the given fraction (0..1) of drive requests fail with
@@ -268,7 +309,9 @@ func newTenant(opts Options, hostPort string) (*Tenant, error) {
 		latency: opts.Latency,
 		faults:  newFaultInjector(),
 		stats:   newStats(),
+		expired: map[string]bool{},
 	}
+	t.items = t.batchItemRoutes()
 	t.server = &http.Server{
 		Handler:           t.routes(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{certificate}, MinVersion: tls.VersionTLS12},
@@ -297,14 +340,19 @@ func (t *Tenant) routes() http.Handler {
 	handle("GET /{tenant}/discovery/v2.0/keys", RouteKeys, t.handleKeys)
 	handle("POST /{tenant}/oauth2/v2.0/token", RouteToken, t.handleToken)
 
-	handle("GET /v1.0/groups", RouteGroups, t.graph(t.handleGroups))
+	handle("GET /v1.0/groups", RouteGroups, t.graphList(t.handleGroups))
 	handle("GET /v1.0/groups/{id}/drive", RouteDrive, t.graph(t.handleDrive))
+	handle("GET /v1.0/teams/{id}/channels", RouteChannels, t.graphList(t.handleChannels))
+	handle("GET /v1.0/teams/{id}/channels/{channelId}/filesFolder", RouteFilesFolder, t.graph(t.handleFilesFolder))
+	handle("GET /v1.0/drives/{driveId}", RouteDriveByID, t.graph(t.handleDriveByID))
+	handle("POST /v1.0/$batch", RouteBatch, t.graphRequest(t.handleBatch))
 
 	handle("POST /connector/v3/conversations", RouteCreateConversation, t.handleCreateConversation)
 	handle("POST /connector/v3/conversations/{conversationId}/activities", RouteSendActivity, t.handleSendActivity)
 	handle("POST /connector/v3/conversations/{conversationId}/activities/{activityId}", RouteReplyActivity, t.handleReplyActivity)
 	handle("PUT /connector/v3/conversations/{conversationId}/activities/{activityId}", RouteUpdateActivity, t.handleUpdateActivity)
 
+	t.directoryRoutes(handle)
 	handle("/", RouteOther, t.handleUnknown)
 
 	return t.instrument(mux)

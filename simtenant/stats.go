@@ -17,10 +17,16 @@ const (
 	RouteToken               Route = "entra.token"
 	RouteGroups              Route = "graph.groups"
 	RouteDrive               Route = "graph.drive"
-	RouteCreateConversation  Route = "connector.create_conversation"
-	RouteSendActivity        Route = "connector.send_activity"
-	RouteReplyActivity       Route = "connector.reply_activity"
-	RouteUpdateActivity      Route = "connector.update_activity"
+	RouteChannels            Route = "graph.channels"
+	RouteFilesFolder         Route = "graph.files_folder"
+	RouteDriveByID           Route = "graph.drive_by_id"
+	// RouteBatch counts POST /$batch requests. The requests inside a batch
+	// count under their own routes as well.
+	RouteBatch              Route = "graph.batch"
+	RouteCreateConversation Route = "connector.create_conversation"
+	RouteSendActivity       Route = "connector.send_activity"
+	RouteReplyActivity      Route = "connector.reply_activity"
+	RouteUpdateActivity     Route = "connector.update_activity"
 	// RouteOther counts requests that matched no endpoint, including a known
 	// path with the wrong method.
 	RouteOther Route = "other"
@@ -35,10 +41,20 @@ type RouteStatus struct {
 
 // Stats is a snapshot of the sim's counters since Start.
 type Stats struct {
-	// Requests counts responses by route and status.
+	// Requests counts responses by route and status, the requests inside
+	// JSON batches included.
 	Requests map[RouteStatus]int
-	// Throttled counts 429 responses sent by the throttle.
+	// HTTPRequests counts the HTTP requests the server received: a JSON
+	// batch counts once, and token requests count too.
+	HTTPRequests int
+	// BatchItems counts the requests inside JSON batches.
+	BatchItems int
+	// Throttled counts 429 responses sent by the throttles: the request
+	// bucket, the concurrency cap and the resource-unit budget.
 	Throttled int
+	// BudgetThrottled counts the 429 responses of the resource-unit budget
+	// alone.
+	BudgetThrottled int
 	// Faults counts 500 and 503 responses sent by the fault injector.
 	Faults int
 	// TokensIssued counts access tokens issued by the token endpoint.
@@ -115,6 +131,7 @@ func (t *Tenant) instrument(next http.Handler) http.Handler {
 
 		t.mu.Lock()
 		t.stats.Requests[RouteStatus{Route: label.route, Status: rec.status}]++
+		t.stats.HTTPRequests++
 		t.mu.Unlock()
 	})
 }

@@ -54,6 +54,101 @@ func (b *tokenBucket) take(now time.Time) (ok bool, wait time.Duration) {
 	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 }
 
+// Resource units that SharePoint charges per request ("Avoid getting
+// throttled or blocked in SharePoint Online"): a single-item GET costs 1, a
+// list 2.
+const (
+	costSingleItem = 1
+	costList       = 2
+)
+
+// budgetWindow is the window of SharePoint's resource-unit budget per app
+// and tenant, which is set per minute.
+const budgetWindow = time.Minute
+
+// budgetWarnShare is the share of the budget after which SharePoint sends
+// the RateLimit headers: 80%.
+const budgetWarnShare = 0.8
+
+// resourceBudget is SharePoint's per-minute resource-unit budget, modelled
+// as fixed one-minute windows. A request that would go over it is rejected
+// until the window ends.
+type resourceBudget struct {
+	limit int
+	start time.Time
+	used  int
+}
+
+func (b *resourceBudget) configure(perMinute int, now time.Time) {
+	b.limit = max(perMinute, 0)
+	b.start = now
+	b.used = 0
+}
+
+// takeCost charges cost units at now, or returns the wait until the window
+// ends when they do not fit. Rejected requests are charged too, because
+// SharePoint counts throttled requests against the budget.
+func (b *resourceBudget) takeCost(now time.Time, cost float64) (ok bool, wait time.Duration) {
+	if b.limit == 0 {
+		return true, 0
+	}
+	b.roll(now)
+	fits := b.used+int(cost) <= b.limit
+	b.used = min(b.used+int(cost), b.limit)
+	if fits {
+		return true, 0
+	}
+	return false, b.start.Add(budgetWindow).Sub(now)
+}
+
+// writeHeaders adds RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset
+// (seconds to the end of the window) once 80% of the budget is used.
+func (b *resourceBudget) writeHeaders(h http.Header, now time.Time) {
+	if b.limit == 0 {
+		return
+	}
+	b.roll(now)
+	if float64(b.used) < budgetWarnShare*float64(b.limit) {
+		return
+	}
+	reset := int(math.Ceil(b.start.Add(budgetWindow).Sub(now).Seconds()))
+	h.Set("RateLimit-Limit", strconv.Itoa(b.limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(b.limit-b.used))
+	h.Set("RateLimit-Reset", strconv.Itoa(max(reset, 1)))
+}
+
+// roll starts a new window when the current one has ended.
+func (b *resourceBudget) roll(now time.Time) {
+	if elapsed := now.Sub(b.start); elapsed >= budgetWindow {
+		b.start = b.start.Add(elapsed.Truncate(budgetWindow))
+		b.used = 0
+	}
+}
+
+// concurrencyCap rejects a request that arrives while limit requests are in
+// flight, as Graph does for too many concurrent requests from one app.
+type concurrencyCap struct {
+	limit      int
+	inflight   int
+	retryAfter time.Duration
+}
+
+func (c *concurrencyCap) configure(limit int, retryAfter time.Duration) {
+	c.limit = max(limit, 0)
+	c.retryAfter = max(retryAfter, time.Millisecond)
+}
+
+// enter admits a request, or returns false and the Retry-After to send.
+func (c *concurrencyCap) enter() (bool, time.Duration) {
+	if c.limit > 0 && c.inflight >= c.limit {
+		return false, c.retryAfter
+	}
+	c.inflight++
+	return true, 0
+}
+
+func (c *concurrencyCap) leave() { c.inflight-- }
+
 // formatRetryAfter writes a wait as seconds with at most three decimals,
 // rounded up so that a client that honours it finds a token. Graph's
 // Retry-After is in seconds and may be fractional.
