@@ -35,12 +35,28 @@ const (
 	// out, within seconds to minutes, so ten minutes of ids is enough.
 	dedupeTTL    = 10 * time.Minute
 	dedupeMaxIDs = 10_000
+
+	// defaultRefreshInterval is how often one user may force a new scan. A
+	// scan of a few thousand Teams costs thousands of Graph requests of the
+	// tenant's shared SharePoint budget.
+	defaultRefreshInterval = 10 * time.Minute
+
+	// invokeTimeout bounds the work for an invoke, which is answered in the
+	// HTTP response: Teams gives up on a bot after about 15 seconds.
+	invokeTimeout = 10 * time.Second
 )
 
 // Source returns the latest scan, scanning when none is fresh. It must
 // return when ctx ends. scanner.Cache implements it.
 type Source interface {
 	Get(ctx context.Context) (*scanner.Result, error)
+}
+
+// Refresher starts a new scan whatever the age of the last one.
+// scanner.Cache implements it. A Source that also implements it enables the
+// refresh command.
+type Refresher interface {
+	Refresh(ctx context.Context) (*scanner.Result, error)
 }
 
 // Config configures a Bot.
@@ -63,6 +79,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Source provides scan results.
 	Source Source
+	// Roles decides per request what the sender may see. Required.
+	Roles Roles
+	// RefreshInterval is how often one user may force a new scan with the
+	// refresh command (default 10 min).
+	RefreshInterval time.Duration
 	// Connector sends the replies.
 	Connector *connector.Client
 	// Authenticator checks inbound requests when LocalDevelopment is off.
@@ -71,12 +92,21 @@ type Config struct {
 	Authenticator Authenticator
 	// Now reads the clock for duplicate detection (default time.Now).
 	Now func() time.Time
+	// Seen, when set, records activity ids in a store that replicas share,
+	// so that a retried delivery that reaches another replica is ignored
+	// too. FirstSeen reports whether the id is new. Nil keeps the
+	// in-memory set of this process.
+	Seen interface {
+		FirstSeen(ctx context.Context, activityID string) (bool, error)
+	}
 }
 
 // Bot serves the messaging endpoint. Create it with New.
 type Bot struct {
 	logger           *slog.Logger
 	source           Source
+	roles            Roles
+	refreshLimit     *userLimiter
 	connector        *connector.Client
 	authenticator    Authenticator
 	localDevelopment bool
@@ -84,6 +114,9 @@ type Bot struct {
 	maxBodyBytes     int64
 	replyTimeout     time.Duration
 	seen             *idSet
+	sharedSeen       interface {
+		FirstSeen(ctx context.Context, activityID string) (bool, error)
+	}
 
 	// baseCtx parents every background reply; Shutdown cancels it.
 	baseCtx context.Context
@@ -104,6 +137,9 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.Connector == nil {
 		return nil, errors.New("create bot: missing Connector")
 	}
+	if cfg.Roles == nil {
+		return nil, errors.New("create bot: missing Roles, which decide who may see what")
+	}
 	if cfg.LocalDevelopment && cfg.AppID != "" {
 		return nil, errors.New("create bot: local development requires an empty app id, because inbound authentication is off there")
 	}
@@ -117,12 +153,14 @@ func New(cfg Config) (*Bot, error) {
 	b := &Bot{
 		logger:           cfg.Logger,
 		source:           cfg.Source,
+		roles:            cfg.Roles,
 		connector:        cfg.Connector,
 		authenticator:    cfg.Authenticator,
 		localDevelopment: cfg.LocalDevelopment,
 		tenants:          make(map[string]bool, len(cfg.TenantIDs)),
 		maxBodyBytes:     cfg.MaxBodyBytes,
 		replyTimeout:     cfg.ReplyTimeout,
+		sharedSeen:       cfg.Seen,
 	}
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)
@@ -138,6 +176,11 @@ func New(cfg Config) (*Bot, error) {
 		now = time.Now
 	}
 	b.seen = newIDSet(dedupeTTL, dedupeMaxIDs, now)
+	refreshInterval := cfg.RefreshInterval
+	if refreshInterval <= 0 {
+		refreshInterval = defaultRefreshInterval
+	}
+	b.refreshLimit = newUserLimiter(refreshInterval, now)
 	for _, id := range cfg.TenantIDs {
 		b.tenants[strings.ToLower(strings.TrimSpace(id))] = true
 	}

@@ -228,6 +228,7 @@ func newHarness(t *testing.T, source *fakeSource, edit func(*Config)) *harness {
 		LocalDevelopment: true,
 		Logger:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Source:           source,
+		Roles:            allAdmins(),
 		Connector:        connector.New(connector.Config{HTTPClient: fake.server.Client(), MaxAttempts: 1}),
 	}
 	if edit != nil {
@@ -367,6 +368,7 @@ func TestCapturedActivitiesReplyOnce(t *testing.T) {
 		{
 			name:     "card submit with unknown command",
 			file:     "personal-card-submit.json",
+			edit:     func(a map[string]any) { a["value"] = map[string]any{"cmd": "rescan"} },
 			wantPath: "/v3/conversations/2b65766b-90d5-452b-ac20-004bb6a02139/activities/2a14fa38-1b14-4f70-af83-783b8ad3266b",
 			wantCard: cards.Help(Commands()),
 		},
@@ -628,7 +630,7 @@ func TestServiceURLNotAllowedNeverReceives(t *testing.T) {
 			rec := h.post(t, encode(t, a), "Bearer test")
 			h.shutdown(t)
 
-			wantStatus, wantSent := http.StatusForbidden, 0
+			wantStatus, wantSent := http.StatusUnauthorized, 0
 			if tt.local {
 				wantStatus, wantSent = http.StatusOK, 1
 			}
@@ -920,6 +922,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 			TenantIDs: []string{servedTenant},
 			Source:    &fakeSource{},
 			Connector: connector.New(connector.Config{}),
+			Roles:     allAdmins(),
 		}
 	}
 	tests := []struct {
@@ -931,6 +934,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{name: "missing app id", edit: func(c *Config) { c.AppID = "" }},
 		{name: "local development with app id", edit: func(c *Config) { c.LocalDevelopment = true }},
 		{name: "no tenants", edit: func(c *Config) { c.TenantIDs = nil }},
+		{name: "missing roles", edit: func(c *Config) { c.Roles = nil }},
 	}
 
 	if _, err := New(valid()); err != nil {

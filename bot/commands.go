@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/infracloudio/msbotbuilder-go/core/activity"
 	"github.com/infracloudio/msbotbuilder-go/schema"
@@ -42,6 +43,8 @@ type request struct {
 	// teamID is the Graph group id from a card button, empty for typed
 	// commands.
 	teamID string
+	// asker is who sent the command.
+	asker asker
 }
 
 // command is one row of the command table.
@@ -49,6 +52,7 @@ type command struct {
 	verb        string
 	usage       string
 	description string
+	access      access
 	run         func(b *Bot, ctx context.Context, req request) (cards.AdaptiveCard, error)
 }
 
@@ -60,29 +64,52 @@ func commandTable() []command {
 			verb:        "top",
 			usage:       "top [N] [teams]",
 			description: fmt.Sprintf("List the N Teams that use the most SharePoint storage (%d when N is left out, at most %d).", defaultTopTeams, maxTopTeams),
+			access:      forAdmins,
 			run:         (*Bot).runTop,
+		},
+		{
+			verb:        "my",
+			usage:       "my teams",
+			description: "List the Teams you own with their SharePoint storage.",
+			access:      forOwners,
+			run:         (*Bot).runMyTeams,
 		},
 		{
 			verb:        "usage",
 			usage:       "usage <team name>",
-			description: "Show the SharePoint storage of one Team. Part of the name is enough.",
+			description: "Show the SharePoint storage of one Team. Part of the name is enough. Team owners see only their own Teams.",
+			access:      forOwners,
 			run:         (*Bot).runUsage,
+		},
+		{
+			verb:        "refresh",
+			usage:       "refresh",
+			description: "Scan the tenant again now instead of using the last scan.",
+			access:      forAdmins,
+			run:         (*Bot).runRefresh,
 		},
 		{
 			verb:        "help",
 			usage:       "help",
-			description: "List these commands.",
+			description: "List the commands you can use.",
+			access:      forOwners,
 			run:         (*Bot).runHelp,
 		},
 	}
 }
 
-// Commands returns the chat commands with their usage and description.
+// Commands returns every chat command with its usage and description.
 func Commands() []cards.Command {
-	table := commandTable()
-	out := make([]cards.Command, 0, len(table))
-	for _, c := range table {
-		out = append(out, cards.Command{Usage: c.usage, Description: c.description})
+	return commandsFor(asker{admin: true})
+}
+
+// commandsFor returns the chat commands that a may run.
+func commandsFor(a asker) []cards.Command {
+	var out []cards.Command
+	for _, c := range commandTable() {
+		if a.may(c.access) {
+			out = append(out, cards.Command{Usage: c.usage, Description: c.description})
+		}
 	}
 	return out
 }
@@ -100,11 +127,27 @@ func (b *Bot) onMessage(ctx context.Context, in incoming, turn *activity.TurnCon
 	if req.verb == "" {
 		req = parseText(commandText(in.activity.Text, in.mentions, in.activity.Recipient.ID))
 	}
-	return cardReply(turn, b.run(ctx, req, logger))
+	return cardReply(turn, b.answer(ctx, in.activity.From.AadObjectID, req, logger))
 }
 
-// run executes req and returns the card to send. Unknown commands get the
-// help card.
+// answer resolves the user's role and runs req for them.
+func (b *Bot) answer(ctx context.Context, userID string, req request, logger *slog.Logger) cards.AdaptiveCard {
+	a, err := b.resolveAsker(ctx, userID)
+	if err != nil {
+		logger.Error("check role failed", "user_id", userID, "err", err)
+		return cards.Message("Try again later", "Checking your access failed. Try again in a few minutes.")
+	}
+	if !a.hasRole() {
+		logger.Info("rejected command: user has no role", "user_id", userID, "command", req.verb)
+		return noRoleCard
+	}
+	req.asker = a
+	return b.run(ctx, req, logger)
+}
+
+// run executes req for req.asker and returns the card to send. Unknown
+// commands get the help card, and commands above the asker's role a
+// refusal.
 func (b *Bot) run(ctx context.Context, req request, logger *slog.Logger) cards.AdaptiveCard {
 	var cmd *command
 	for _, c := range commandTable() {
@@ -114,7 +157,11 @@ func (b *Bot) run(ctx context.Context, req request, logger *slog.Logger) cards.A
 		}
 	}
 	if cmd == nil {
-		return cards.Help(Commands())
+		return cards.Help(commandsFor(req.asker))
+	}
+	if !req.asker.may(cmd.access) {
+		logger.Info("rejected command: admins only", "user_id", req.asker.userID, "command", req.verb)
+		return adminsOnlyCard(cmd.verb)
 	}
 
 	card, err := cmd.run(b, ctx, req)
@@ -129,8 +176,13 @@ func (b *Bot) run(ctx context.Context, req request, logger *slog.Logger) cards.A
 	return cards.Message("Scan failed", "The scan failed, try again later.")
 }
 
-func (b *Bot) runHelp(context.Context, request) (cards.AdaptiveCard, error) {
-	return cards.Help(Commands()), nil
+// adminsOnlyCard refuses a Team owner a tenant-wide command.
+func adminsOnlyCard(verb string) cards.AdaptiveCard {
+	return cards.Message("Admins only", fmt.Sprintf("The %s command is for Microsoft 365 admins. Send my teams to see the Teams you own.", verb))
+}
+
+func (b *Bot) runHelp(_ context.Context, req request) (cards.AdaptiveCard, error) {
+	return cards.Help(commandsFor(req.asker)), nil
 }
 
 // runTop accepts "top", "top N", "top teams" and "top N teams".
@@ -176,10 +228,23 @@ func isTeamsWord(s string) bool {
 }
 
 // runUsage handles "usage <team name>" and the usage button of a card.
+// An owner sees only the Teams they own: a button for another Team is
+// refused before the scan is read, so the answer does not reveal whether
+// that Team exists.
 func (b *Bot) runUsage(ctx context.Context, req request) (cards.AdaptiveCard, error) {
 	query := strings.Join(req.args, " ")
 	if req.teamID == "" && query == "" {
 		return cards.AdaptiveCard{}, &UserError{Title: "Team usage", Text: "Send usage followed by a Team name, for example: usage Marketing"}
+	}
+
+	if req.teamID != "" {
+		allowed, err := b.canSeeTeam(ctx, req.asker, req.teamID)
+		if err != nil {
+			return cards.AdaptiveCard{}, err
+		}
+		if !allowed {
+			return cards.AdaptiveCard{}, &UserError{Title: "Not your Team", Text: "You can see the storage of the Teams you own only. Send my teams to list them."}
+		}
 	}
 
 	result, err := b.result(ctx)
@@ -196,14 +261,69 @@ func (b *Bot) runUsage(ctx context.Context, req request) (cards.AdaptiveCard, er
 		return cards.AdaptiveCard{}, &UserError{Title: "Team not found", Text: "This Team is not in the latest scan. It may have been deleted. Send top to see the current list."}
 	}
 
-	matches := matchTeams(result.Teams, query)
+	matches := matchTeams(req.asker.visibleTeams(result.Teams), query)
 	switch len(matches) {
 	case 0:
+		if !req.asker.admin {
+			return cards.AdaptiveCard{}, &UserError{Title: "No match", Text: fmt.Sprintf("No Team that you own matches “%s”. Send my teams to list them.", query)}
+		}
 		return cards.AdaptiveCard{}, &UserError{Title: "No match", Text: fmt.Sprintf("No Team matches “%s”. Send top to see the largest Teams.", query)}
 	case 1:
 		return cards.Usage(matches[0], result), nil
 	}
 	return cards.Choice(query, matches), nil
+}
+
+// runMyTeams handles "my teams": the Teams the asker owns, largest first.
+func (b *Bot) runMyTeams(ctx context.Context, req request) (cards.AdaptiveCard, error) {
+	if len(req.args) > 1 || len(req.args) == 1 && !isTeamsWord(req.args[0]) {
+		return cards.AdaptiveCard{}, &UserError{Title: "My Teams", Text: "Send my teams to list the Teams you own."}
+	}
+
+	owned := req.asker.owned
+	if req.asker.admin {
+		var err error
+		if owned, err = b.ownedTeams(ctx, req.asker.userID); err != nil {
+			return cards.AdaptiveCard{}, err
+		}
+	}
+
+	result, err := b.result(ctx)
+	if err != nil {
+		return cards.AdaptiveCard{}, err
+	}
+	mine := asker{owned: owned}.visibleTeams(result.Teams)
+	if len(mine) == 0 {
+		return cards.AdaptiveCard{}, &UserError{Title: "My Teams", Text: "You own no Team in the latest scan."}
+	}
+
+	// NOTE: the Top card computes each row's share against the Teams it is
+	// given, so here a share is of the user's own Teams, not of the tenant.
+	filtered := *result
+	filtered.Teams = mine
+	return cards.Top(&filtered, min(len(mine), maxTopTeams)), nil
+}
+
+// runRefresh handles "refresh": a new scan now, at most once per user per
+// refresh interval, because a scan costs thousands of Graph requests.
+func (b *Bot) runRefresh(ctx context.Context, req request) (cards.AdaptiveCard, error) {
+	refresher, ok := b.source.(Refresher)
+	if !ok {
+		return cards.AdaptiveCard{}, &UserError{Title: "Refresh", Text: "This bot cannot start a scan on request. Send top to see the last scan."}
+	}
+	if allowed, wait := b.refreshLimit.allow(req.asker.userID); !allowed {
+		b.logger.Info("rejected refresh: rate limited", "user_id", req.asker.userID, "wait", wait)
+		return cards.AdaptiveCard{}, &UserError{Title: "Refresh", Text: fmt.Sprintf("You asked for a new scan recently. Try again in %s, or send top to see the last scan.", wait.Round(time.Second))}
+	}
+
+	result, err := refresher.Refresh(ctx)
+	if err != nil {
+		return cards.AdaptiveCard{}, fmt.Errorf("refresh scan: %w", err)
+	}
+	if result == nil {
+		return cards.AdaptiveCard{}, errors.New("refresh scan: source returned no result")
+	}
+	return cards.Top(result, defaultTopTeams), nil
 }
 
 // result returns the latest scan from the Source.

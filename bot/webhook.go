@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 
 	"github.com/gin-gonic/gin"
 	"github.com/infracloudio/msbotbuilder-go/core/activity"
@@ -18,6 +20,15 @@ import (
 // reply to a goroutine. Teams retries a POST that gets no response within
 // about 15 seconds, and a scan can take longer than that.
 func (b *Bot) handleMessages(c *gin.Context) {
+	// activityID is set once the body is decoded, for the panic log line.
+	var activityID string
+	defer func() {
+		if r := recover(); r != nil {
+			b.logger.Error("webhook panicked", "activity_id", activityID, "err", fmt.Errorf("panic: %v", r), "stack", string(debug.Stack()))
+			c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+		}
+	}()
+
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, b.maxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -37,6 +48,7 @@ func (b *Bot) handleMessages(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "invalid activity JSON"})
 		return
 	}
+	activityID = in.activity.ID
 	logger := b.logger.With("activity_id", in.activity.ID, "activity_type", in.activity.Type)
 
 	if err := b.authenticator.Authenticate(c.Request.Context(), c.GetHeader("Authorization"), &in.activity); err != nil {
@@ -46,10 +58,16 @@ func (b *Bot) handleMessages(c *gin.Context) {
 	}
 
 	// The bot's bearer token goes to serviceUrl with every reply, so an
-	// unexpected host is refused before anything is sent there.
+	// unexpected host is rejected before anything is sent there. The status
+	// is 401 like every other untrusted request.
 	if err := checkServiceURL(in.activity.ServiceURL, b.localDevelopment); err != nil {
 		logger.Warn("rejected activity: serviceUrl not allowed", "err", err)
-		c.JSON(http.StatusForbidden, gin.H{"error": "serviceUrl not allowed"})
+		c.JSON(http.StatusUnauthorized, gin.H{"error": "unauthorized"})
+		return
+	}
+
+	if in.activity.Type == schema.Invoke && in.activity.Name == cardActionInvoke {
+		b.answerCardAction(c, in, logger)
 		return
 	}
 
@@ -64,7 +82,7 @@ func (b *Bot) handleMessages(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "shutting down"})
 		return
 	}
-	if !b.seen.add(dedupeKey(in.activity)) {
+	if !b.firstSeen(c.Request.Context(), dedupeKey(in.activity), logger) {
 		b.inFlight.Done()
 		logger.Info("ignored duplicate activity")
 		c.Status(http.StatusOK)
@@ -91,6 +109,21 @@ func isRouted(t schema.ActivityTypes) bool {
 // Teams activity ids are unique only within a conversation.
 func dedupeKey(a schema.Activity) string {
 	return a.ChannelID + "\x00" + a.Conversation.ID + "\x00" + a.ID
+}
+
+// firstSeen reports whether key is new: in the shared store when Config.Seen
+// is set, else in this process. When the store fails, the in-memory set
+// decides, so a store outage does not stop replies.
+func (b *Bot) firstSeen(ctx context.Context, key string, logger *slog.Logger) bool {
+	if b.sharedSeen == nil {
+		return b.seen.add(key)
+	}
+	first, err := b.sharedSeen.FirstSeen(ctx, key)
+	if err != nil {
+		logger.Warn("check shared activity ids failed; using this process's ids", "err", err)
+		return b.seen.add(key)
+	}
+	return first
 }
 
 // respond builds the reply to in and sends it. It runs in its own goroutine

@@ -83,6 +83,9 @@ type Config struct {
 	// Jitter maps a backoff ceiling to the wait actually used (default: a
 	// uniform random duration in [0, ceiling)).
 	Jitter func(ceiling time.Duration) time.Duration
+	// DisablePacing turns off the per-conversation send pacing, for a
+	// local peer without Teams' limits.
+	DisablePacing bool
 }
 
 // APIError is a Bot Connector response that was not a success.
@@ -108,6 +111,7 @@ type Client struct {
 	sleep        func(ctx context.Context, d time.Duration) error
 	now          func() time.Time
 	jitter       func(ceiling time.Duration) time.Duration
+	pacer        *pacer
 }
 
 // New returns a Client with cfg's zero values replaced by the defaults.
@@ -147,6 +151,10 @@ func New(cfg Config) *Client {
 	if c.jitter == nil {
 		c.jitter = fullJitter
 	}
+	c.pacer = newPacer(teamsSendLimits)
+	if cfg.DisablePacing {
+		c.pacer = newPacer(nil)
+	}
 	return c
 }
 
@@ -160,7 +168,7 @@ func (c *Client) SendToConversation(ctx context.Context, serviceURL, conversatio
 	}
 
 	var resp schema.ResourceResponse
-	if err := c.do(ctx, http.MethodPost, endpoint, a, &resp); err != nil {
+	if err := c.do(ctx, conversationKey(serviceURL, conversationID), http.MethodPost, endpoint, a, &resp); err != nil {
 		return "", fmt.Errorf("send activity to conversation %s: %w", conversationID, err)
 	}
 	return resp.ID, nil
@@ -176,7 +184,7 @@ func (c *Client) ReplyToActivity(ctx context.Context, serviceURL, conversationID
 	}
 
 	var resp schema.ResourceResponse
-	if err := c.do(ctx, http.MethodPost, endpoint, a, &resp); err != nil {
+	if err := c.do(ctx, conversationKey(serviceURL, conversationID), http.MethodPost, endpoint, a, &resp); err != nil {
 		return "", fmt.Errorf("reply to activity %s in conversation %s: %w", replyToID, conversationID, err)
 	}
 	return resp.ID, nil
@@ -191,7 +199,7 @@ func (c *Client) UpdateActivity(ctx context.Context, serviceURL, conversationID,
 	}
 
 	var resp schema.ResourceResponse
-	if err := c.do(ctx, http.MethodPut, endpoint, a, &resp); err != nil {
+	if err := c.do(ctx, conversationKey(serviceURL, conversationID), http.MethodPut, endpoint, a, &resp); err != nil {
 		return "", fmt.Errorf("update activity %s in conversation %s: %w", activityID, conversationID, err)
 	}
 	return resp.ID, nil
@@ -208,7 +216,8 @@ func (c *Client) CreateConversation(ctx context.Context, serviceURL string, para
 	}
 
 	var resp schema.ConversationResourceResponse
-	if err := c.do(ctx, http.MethodPost, endpoint, params, &resp); err != nil {
+	// A new conversation has no id to pace by yet.
+	if err := c.do(ctx, "", http.MethodPost, endpoint, params, &resp); err != nil {
 		return schema.ConversationResourceResponse{}, fmt.Errorf("create conversation: %w", err)
 	}
 	return resp, nil
@@ -241,8 +250,9 @@ func (e *APIError) Is(target error) bool {
 }
 
 // do sends body as JSON with method to endpoint and decodes a success
-// response into out. It is the client's only retry gate.
-func (c *Client) do(ctx context.Context, method, endpoint string, body, out any) error {
+// response into out. It is the client's only retry gate, and it paces
+// every attempt, retries included, by conversation (empty: not paced).
+func (c *Client) do(ctx context.Context, conversation, method, endpoint string, body, out any) error {
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return fmt.Errorf("encode request body: %w", err)
@@ -250,6 +260,12 @@ func (c *Client) do(ctx context.Context, method, endpoint string, body, out any)
 
 	var lastErr error
 	for attempt := 1; attempt <= c.maxAttempts; attempt++ {
+		if wait := c.pacer.reserve(conversation, c.now()); wait > 0 {
+			c.logger.Debug("pacing bot connector request", "method", method, "wait", wait)
+			if err := c.sleep(ctx, wait); err != nil {
+				return fmt.Errorf("wait for the conversation's send limit: %w", err)
+			}
+		}
 		result := c.attempt(ctx, method, endpoint, payload, out)
 		if result.err == nil {
 			return nil
