@@ -14,7 +14,8 @@ import (
 // pruneBatchSize is how many scan ids one DELETE names.
 const pruneBatchSize = 500
 
-// Growth is the change in used bytes between two scans.
+// Growth is the change in used bytes between two scans, channel sites
+// included (see scanner.TeamUsage.TotalUsed).
 type Growth struct {
 	// From and To are the FinishedAt times of the older and the newer scan.
 	From, To time.Time
@@ -53,14 +54,14 @@ func compareScans(older, newer *scanner.Result) *Growth {
 		switch {
 		case n.Outcome != scanner.OutcomeMeasured:
 		case !listed:
-			g.Teams[id] = n.Quota.Used
+			g.Teams[id] = n.TotalUsed()
 		case o.Outcome == scanner.OutcomeMeasured:
-			g.Teams[id] = n.Quota.Used - o.Quota.Used
+			g.Teams[id] = n.TotalUsed() - o.TotalUsed()
 		}
 	}
 	for id, o := range before {
 		if _, listed := after[id]; !listed && o.Outcome == scanner.OutcomeMeasured {
-			g.Teams[id] = -o.Quota.Used
+			g.Teams[id] = -o.TotalUsed()
 		}
 	}
 

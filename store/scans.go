@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,10 +19,16 @@ import (
 const teamBatchSize = 200
 
 // teamColumns are the scan_teams columns that SaveScan writes, in order.
-// The channels column stays NULL until the scanner reports channel drives.
-const teamColumns = "scan_id, position, team_id, display_name, outcome, used_bytes, total_bytes, remaining_bytes, deleted_bytes, state, reason, attempts"
+const teamColumns = "scan_id, position, team_id, display_name, outcome, used_bytes, total_bytes, remaining_bytes, deleted_bytes, state, reason, attempts, channels"
 
-const teamColumnCount = 12
+const teamColumnCount = 13
+
+// siteBreakdown is the JSON form of a Team's per-site usage in the channels
+// column, which is NULL for a Team scanned without channel sites.
+type siteBreakdown struct {
+	Sites          []scanner.SiteUsage `json:"sites,omitempty"`
+	ChannelsReason string              `json:"channelsReason,omitempty"`
+}
 
 // sqlStore implements Store on database/sql for both backends.
 type sqlStore struct {
@@ -86,10 +93,18 @@ func (s *sqlStore) insertTeams(ctx context.Context, tx *sql.Tx, scanID int64, fi
 	args := make([]any, 0, len(teams)*teamColumnCount)
 	for i, t := range teams {
 		rows[i] = row
+		var channels any
+		if t.Sites != nil || t.ChannelsReason != "" {
+			encoded, err := json.Marshal(siteBreakdown{Sites: t.Sites, ChannelsReason: t.ChannelsReason})
+			if err != nil {
+				return fmt.Errorf("encode the sites of Team %q: %w", t.Team.ID, err)
+			}
+			channels = string(encoded)
+		}
 		args = append(args,
 			scanID, first+i, t.Team.ID, t.Team.DisplayName, string(t.Outcome),
 			t.Quota.Used, t.Quota.Total, t.Quota.Remaining, t.Quota.Deleted, t.Quota.State,
-			t.Reason, t.Attempts,
+			t.Reason, t.Attempts, channels,
 		)
 	}
 	query := "INSERT INTO scan_teams (" + teamColumns + ") VALUES " + strings.Join(rows, ", ")
@@ -122,7 +137,7 @@ func (s *sqlStore) loadScan(ctx context.Context, where string, arg any) (*scanne
 	query := `
 		SELECT s.tenant_id, s.started_at, s.finished_at,
 		       t.team_id, t.display_name, t.outcome, t.used_bytes, t.total_bytes,
-		       t.remaining_bytes, t.deleted_bytes, t.state, t.reason, t.attempts
+		       t.remaining_bytes, t.deleted_bytes, t.state, t.reason, t.attempts, t.channels
 		FROM scans s
 		LEFT JOIN scan_teams t ON t.scan_id = s.id
 		WHERE s.id = (SELECT id FROM scans ` + where + ` ORDER BY finished_at DESC, id DESC LIMIT 1)
@@ -146,11 +161,12 @@ func (s *sqlStore) loadScan(ctx context.Context, where string, arg any) (*scanne
 			state, reason                   *string
 			used, total, remaining, deleted *int64
 			attempts                        *int64
+			channels                        *string
 		)
 		err := rows.Scan(
 			&scan.TenantID, timeScanner{&scan.StartedAt}, timeScanner{&scan.FinishedAt},
 			&teamID, &displayName, &outcome, &used, &total,
-			&remaining, &deleted, &state, &reason, &attempts,
+			&remaining, &deleted, &state, &reason, &attempts, &channels,
 		)
 		if err != nil {
 			return nil, err
@@ -162,6 +178,12 @@ func (s *sqlStore) loadScan(ctx context.Context, where string, arg any) (*scanne
 		if teamID == nil {
 			continue // A scan without Teams yields one row of NULLs.
 		}
+		var sites siteBreakdown
+		if channels != nil {
+			if err := json.Unmarshal([]byte(*channels), &sites); err != nil {
+				return nil, fmt.Errorf("decode the sites of Team %q: %w", *teamID, err)
+			}
+		}
 		r.Teams = append(r.Teams, scanner.TeamUsage{
 			Team:    scanner.Team{ID: *teamID, DisplayName: *displayName},
 			Outcome: scanner.Outcome(*outcome),
@@ -172,8 +194,10 @@ func (s *sqlStore) loadScan(ctx context.Context, where string, arg any) (*scanne
 				Deleted:   *deleted,
 				State:     *state,
 			},
-			Reason:   *reason,
-			Attempts: int(*attempts),
+			Reason:         *reason,
+			Attempts:       int(*attempts),
+			Sites:          sites.Sites,
+			ChannelsReason: sites.ChannelsReason,
 		})
 	}
 	if err := rows.Err(); err != nil {

@@ -50,6 +50,30 @@ func TestSaveScanRoundtrip(t *testing.T) {
 			result: newResult(baseTime, manyTeams(2*teamBatchSize+7)...),
 		},
 		{
+			name: "channel sites",
+			result: newResult(baseTime,
+				scanner.TeamUsage{
+					Team:     scanner.Team{ID: "lib", DisplayName: "The Library"},
+					Outcome:  scanner.OutcomeMeasured,
+					Quota:    scanner.Quota{Total: 1 << 40, Used: 3 << 30, Remaining: 1<<40 - 3<<30, State: "normal"},
+					Attempts: 1,
+					Sites: []scanner.SiteUsage{
+						{Kind: scanner.SiteMain, DriveID: "b!main", Outcome: scanner.OutcomeMeasured, Quota: scanner.Quota{Total: 1 << 40, Used: 3 << 30}},
+						{Kind: scanner.SiteChannel, ChannelID: "19:a@thread.tacv2", ChannelName: "Archive", MembershipType: "private", DriveID: "b!archive", Outcome: scanner.OutcomeMeasured, Quota: scanner.Quota{Total: 1 << 40, Used: 2 << 30, Deleted: 5}},
+						{Kind: scanner.SiteChannel, ChannelID: "19:b@thread.tacv2", ChannelName: "New", MembershipType: "shared", Outcome: scanner.OutcomeNoDrive, Reason: "HTTP 404"},
+					},
+				},
+				scanner.TeamUsage{
+					Team:           scanner.Team{ID: "art", DisplayName: "Art"},
+					Outcome:        scanner.OutcomeMeasured,
+					Quota:          scanner.Quota{Total: 1 << 40, Used: 1 << 30},
+					Attempts:       1,
+					Sites:          []scanner.SiteUsage{{Kind: scanner.SiteMain, Outcome: scanner.OutcomeMeasured, Quota: scanner.Quota{Total: 1 << 40, Used: 1 << 30}}},
+					ChannelsReason: "HTTP 403 listing channels",
+				},
+			),
+		},
+		{
 			name:   "same Team listed twice",
 			result: newResult(baseTime, measured("a", 1), measured("a", 2)),
 		},
