@@ -16,7 +16,11 @@ import (
 	"github.com/storagebot/storagebot/botauth"
 	"github.com/storagebot/storagebot/connector"
 	"github.com/storagebot/storagebot/entra"
+	"github.com/storagebot/storagebot/roles"
 	"github.com/storagebot/storagebot/scanner"
+	"github.com/storagebot/storagebot/schedule"
+	"github.com/storagebot/storagebot/snapshot"
+	"github.com/storagebot/storagebot/store"
 )
 
 const (
@@ -32,15 +36,20 @@ const (
 	shutdownGrace = 20 * time.Second
 )
 
-// app is a running webhook: the scanner behind a cache, the bot and its HTTP
-// server.
+// app is a running webhook: the store, the scanner behind snapshots in the
+// store, the scheduler of periodic jobs, the bot and its HTTP server.
 type app struct {
-	logger   *slog.Logger
-	cache    *scanner.Cache
-	bot      *bot.Bot
-	server   *http.Server
-	listener net.Listener
-	served   chan error
+	logger    *slog.Logger
+	store     store.Store
+	snapshots *snapshot.Source
+	// stopScheduler ends the scheduler, and schedulerDone closes when it
+	// has returned.
+	stopScheduler context.CancelFunc
+	schedulerDone chan struct{}
+	bot           *bot.Bot
+	server        *http.Server
+	listener      net.Listener
+	served        chan error
 }
 
 // graphTokens returns the token source for Graph: a static token when one is
@@ -76,40 +85,87 @@ func graphTokens(c Config, httpClient *http.Client) (entra.TokenSource, error) {
 // connectorTokens returns the token source for the Bot Connector, or nil when
 // the bot runs without an app id (local development, where the Agents
 // Playground accepts replies without a token).
+//
+// The authority follows MicrosoftAppType as the Bot Framework SDKs read it
+// (botbuilder-js ConfigurationServiceClientCredentialFactory):
+// MultiTenant asks the Bot Framework's tenant, SingleTenant the bot's own
+// tenant, and UserAssignedMSI asks the host's managed identity endpoint.
 func connectorTokens(c Config, httpClient *http.Client) (entra.TokenSource, error) {
 	if c.AppID == "" {
 		return nil, nil
 	}
-	if c.AppPassword == "" {
-		return nil, errors.New("missing MicrosoftAppPassword: the bot needs it to send replies when MicrosoftAppId is set")
+	if c.AppType == appTypeUserAssignedMSI {
+		return entra.NewManagedIdentity(entra.ManagedIdentityConfig{
+			ClientID:   c.AppID,
+			Scope:      connectorScope,
+			HTTPClient: httpClient,
+		})
 	}
 
-	tenant := multiTenantAuthority
-	if c.AppTenantID != "" {
-		tenant = c.AppTenantID
-	}
-	return entra.New(entra.Config{
+	cfg := entra.Config{
 		AuthorityHost: c.AuthorityHost,
-		TenantID:      tenant,
+		TenantID:      multiTenantAuthority,
 		ClientID:      c.AppID,
 		ClientSecret:  c.AppPassword,
 		Scope:         connectorScope,
 		HTTPClient:    httpClient,
-	})
+	}
+	if c.AppType == appTypeSingleTenant {
+		cfg.TenantID = c.AppTenantID
+	}
+	if c.AppCertificatePath != "" {
+		pem, err := os.ReadFile(c.AppCertificatePath)
+		if err != nil {
+			return nil, fmt.Errorf("read STORAGEBOT_APP_CERTIFICATE_PATH: %w", err)
+		}
+		cfg.ClientSecret = ""
+		cfg.CertificatePEM = pem
+		cfg.CertificatePassword = c.AppCertificatePass
+	}
+	if cfg.ClientSecret == "" && cfg.CertificatePEM == nil {
+		return nil, errors.New("missing MicrosoftAppPassword: the bot needs it, or STORAGEBOT_APP_CERTIFICATE_PATH, to send replies when MicrosoftAppId is set")
+	}
+
+	tokens, err := entra.New(cfg)
+	if err != nil && c.AppCertificatePath != "" {
+		return nil, fmt.Errorf("load STORAGEBOT_APP_CERTIFICATE_PATH %q: %w", c.AppCertificatePath, err)
+	}
+	return tokens, err
+}
+
+// newRoles builds the role checks on a Graph client that shares the
+// scanner's pacer, so that throttling seen by either slows both.
+func newRoles(c Config, graphCfg scanner.Config, logger *slog.Logger) (*roles.Resolver, error) {
+	graphCfg.Logger = logger.With("component", "roles")
+	graph, err := scanner.NewGraphClient(graphCfg)
+	if err != nil {
+		return nil, err
+	}
+	r, err := roles.New(roles.Config{Graph: graph, AdminIDs: c.AdminIDs, AdminGroupID: c.AdminGroupID})
+	if err != nil {
+		return nil, fmt.Errorf("configure admins from STORAGEBOT_ADMIN_IDS and STORAGEBOT_ADMIN_GROUP_ID: %w", err)
+	}
+	return r, nil
 }
 
 // newScanner builds the scanner for the configured Graph endpoint.
 func newScanner(c Config, tokens entra.TokenSource, httpClient *http.Client, logger *slog.Logger) (*scanner.Scanner, error) {
-	return scanner.New(scanner.Config{
-		BaseURL:     c.GraphURL,
-		Version:     version,
-		TenantID:    c.TenantID,
-		Tokens:      tokens,
-		HTTPClient:  httpClient,
-		Concurrency: c.ScanConcurrency,
-		MaxAttempts: c.ScanMaxAttempts,
-		Logger:      logger.With("component", "scanner"),
-	})
+	return scanner.New(graphConfig(c, tokens, httpClient, logger))
+}
+
+// graphConfig returns the scanner and Graph client settings of c.
+func graphConfig(c Config, tokens entra.TokenSource, httpClient *http.Client, logger *slog.Logger) scanner.Config {
+	return scanner.Config{
+		BaseURL:      c.GraphURL,
+		Version:      version,
+		TenantID:     c.TenantID,
+		Tokens:       tokens,
+		HTTPClient:   httpClient,
+		Concurrency:  c.ScanConcurrency,
+		ChannelSites: c.ScanChannelSites,
+		MaxAttempts:  c.ScanMaxAttempts,
+		Logger:       logger.With("component", "scanner"),
+	}
 }
 
 // startApp wires the bot as production runs it and starts serving on
@@ -132,11 +188,16 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 	if err != nil {
 		return nil, err
 	}
-	scan, err := newScanner(c, gtokens, httpClient, logger)
+	graphCfg := graphConfig(c, gtokens, httpClient, logger)
+	graphCfg.Pacer = scanner.NewPacer()
+	scan, err := scanner.New(graphCfg)
 	if err != nil {
 		return nil, err
 	}
-	cache := scanner.NewCache(scan.Scan, c.ScanTTL, time.Now)
+	directory, err := newRoles(c, graphCfg, logger)
+	if err != nil {
+		return nil, err
+	}
 
 	ctokens, err := connectorTokens(c, httpClient)
 	if err != nil {
@@ -162,16 +223,46 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 		authenticator = bot.NewBotFrameworkAuthenticator(v)
 	}
 
+	st, err := openStore(c, logger)
+	if err != nil {
+		return nil, err
+	}
+	holder := snapshot.NewHolder()
+	snapshots, err := snapshot.New(snapshot.Config{
+		Store:    st,
+		Scan:     scan.Scan,
+		TenantID: c.TenantID,
+		Holder:   holder,
+		TTL:      c.ScanTTL,
+		Logger:   logger.With("component", "snapshot"),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	scheduler, err := schedule.New(schedule.Config{
+		Leases: st,
+		Holder: holder,
+		Logger: logger.With("component", "schedule"),
+	}, pruneJob(st, c, time.Now))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+
 	b, err := bot.New(bot.Config{
 		Authenticator:    authenticator,
 		AppID:            c.AppID,
 		TenantIDs:        c.TenantIDs,
 		LocalDevelopment: localDevelopment,
 		Logger:           logger.With("component", "bot"),
-		Source:           cache,
+		Source:           snapshots,
+		Seen:             seenActivities{store: st, now: time.Now},
+		Roles:            directory,
 		Connector:        conn,
 	})
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 
@@ -183,14 +274,17 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
+		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", c.Addr, err)
 	}
 	a := &app{
-		logger:   logger,
-		cache:    cache,
-		bot:      b,
-		listener: ln,
-		served:   make(chan error, 1),
+		logger:        logger,
+		store:         st,
+		snapshots:     snapshots,
+		schedulerDone: make(chan struct{}),
+		bot:           b,
+		listener:      ln,
+		served:        make(chan error, 1),
 		server: &http.Server{
 			Handler:           engine,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -200,7 +294,16 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 		},
 	}
 	go func() { a.served <- a.server.Serve(ln) }()
+	var schedulerCtx context.Context
+	schedulerCtx, a.stopScheduler = context.WithCancel(context.Background())
+	go func() {
+		defer close(a.schedulerDone)
+		scheduler.Run(schedulerCtx)
+	}()
 
+	if !directory.HasAdmins() {
+		logger.Warn("no admin configured: set STORAGEBOT_ADMIN_IDS or STORAGEBOT_ADMIN_GROUP_ID, until then only Team owners can use the bot")
+	}
 	logger.Info("webhook listening", "addr", ln.Addr().String(), "local_development", localDevelopment, "tenants", c.TenantIDs)
 	return a, nil
 }
@@ -233,7 +336,10 @@ func (a *app) shutdown() error {
 	a.logger.Info("shutting down")
 	httpErr := a.server.Shutdown(ctx)
 	botErr := a.bot.Shutdown(ctx)
-	if err := errors.Join(httpErr, botErr); err != nil {
+	a.stopScheduler()
+	<-a.schedulerDone
+	storeErr := a.store.Close()
+	if err := errors.Join(httpErr, botErr, storeErr); err != nil {
 		return fmt.Errorf("shut down: %w", err)
 	}
 	a.logger.Info("stopped")

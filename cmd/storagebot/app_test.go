@@ -40,6 +40,8 @@ func startDemoApp(t *testing.T) (*app, *simtenant.Tenant) {
 	c.TenantIDs = []string{simtenant.PlaygroundTenantID}
 	c.ClientID = simtenant.DefaultClientID
 	c.ClientSecret = simtenant.DefaultClientSecret
+	c.AdminGroupID = simtenant.ITAdminsGroupID
+	c.DBPath = filepath.Join(t.TempDir(), "storagebot.db")
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a, err := startApp(c, sim.HTTPClient(), logger)

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +41,11 @@ var settings = []setting{
 	{"MicrosoftAppId", "", "The bot's Entra app (client) id. Empty turns inbound auth off, which is allowed only on a loopback address."},
 	{"MicrosoftAppPassword", "", "The bot app's client secret, used for Bot Connector tokens and, unless AZURE_CLIENT_ID is set, for Graph."},
 	{"MicrosoftAppTenantId", "", "The tenant the bot belongs to and serves."},
+	{"MicrosoftAppType", "MultiTenant", "How the bot gets Bot Connector tokens: MultiTenant (authority botframework.com), SingleTenant (authority MicrosoftAppTenantId) or UserAssignedMSI (the managed identity whose client id is MicrosoftAppId; no password)."},
+	{"STORAGEBOT_APP_CERTIFICATE_PATH", "", "PEM file with the bot app's certificate and private key, used instead of MicrosoftAppPassword for Bot Connector tokens."},
+	{"STORAGEBOT_APP_CERTIFICATE_PASSWORD", "", "Password of the private key in STORAGEBOT_APP_CERTIFICATE_PATH, if it is encrypted."},
+	{"STORAGEBOT_ADMIN_IDS", "", "Comma-separated Entra object ids of users who see tenant-wide storage."},
+	{"STORAGEBOT_ADMIN_GROUP_ID", "", "Object id of an Entra group whose members, direct or through nested groups, see tenant-wide storage. Team owners see only their own Teams; everyone else is refused."},
 	{"BotOpenIdMetadata", "https://login.botframework.com/v1/.well-known/openidconfiguration", "OpenID metadata URL for validating the Bot Connector's tokens; https, except for a loopback host."},
 	{"STORAGEBOT_TENANT_IDS", "MicrosoftAppTenantId", "Comma-separated tenant ids whose users are served; everyone else is refused."},
 	{"STORAGEBOT_ADDR", "127.0.0.1:3978", "Listen address of the webhook (POST /api/messages)."},
@@ -50,9 +57,14 @@ var settings = []setting{
 	{"AZURE_CLIENT_CERTIFICATE_PATH", "", "PEM file with a certificate and its private key, used instead of a client secret."},
 	{"AZURE_CLIENT_CERTIFICATE_PASSWORD", "", "Password of the private key in AZURE_CLIENT_CERTIFICATE_PATH, if it is encrypted."},
 	{"AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com", "Entra authority host, for national clouds."},
-	{"STORAGEBOT_SCAN_CONCURRENCY", "8", "Drive lookups in flight at once during a scan (1 to 64)."},
+	{"STORAGEBOT_SCAN_CONCURRENCY", "32", "Graph JSON batches, each of up to 20 lookups, in flight at once during a scan (1 to 64)."},
+	{"STORAGEBOT_SCAN_CHANNEL_SITES", "true", "Also measure the SharePoint sites of private and shared channels and count them in their Team's total (true or false); costs two more Graph round trips per scan."},
 	{"STORAGEBOT_SCAN_MAX_ATTEMPTS", "6", "Attempts per Graph request before a Team is reported as failed."},
 	{"STORAGEBOT_SCAN_TTL", "15m", "How long a complete scan is reused before chat commands trigger a new one."},
+	{"STORAGEBOT_DB_PATH", "$XDG_STATE_HOME/storagebot/storagebot.db", "SQLite file for the scan history and the state replicas share, created when missing. Without XDG_STATE_HOME it is ~/.local/state/storagebot/storagebot.db, and without HOME ./storagebot.db. Ignored when DATABASE_URL is set."},
+	{"DATABASE_URL", "", "PostgreSQL URL, for example postgres://storagebot@db.example.com:5432/storagebot, for several replicas that share one store. Overrides STORAGEBOT_DB_PATH."},
+	{"STORAGEBOT_KEEP_ALL_SCANS", "720h", "How long every completed scan is kept (30 days)."},
+	{"STORAGEBOT_KEEP_WEEKLY_SCANS", "8760h", "How long the last scan of each ISO week is kept (1 year); at least STORAGEBOT_KEEP_ALL_SCANS."},
 	{"STORAGEBOT_LOG_FORMAT", "json", "Log format on stderr: json or text."},
 	{"STORAGEBOT_LOG_LEVEL", "info", "Log level: debug, info, warn or error."},
 }
@@ -62,6 +74,13 @@ type Config struct {
 	AppID       string
 	AppPassword string
 	AppTenantID string
+	// AppType is MultiTenant, SingleTenant or UserAssignedMSI.
+	AppType            string
+	AppCertificatePath string
+	AppCertificatePass string
+	// AdminIDs and AdminGroupID select the users who see tenant-wide data.
+	AdminIDs     []string
+	AdminGroupID string
 	// OpenIDMetadata is the Bot Framework OpenID metadata URL.
 	OpenIDMetadata string
 	TenantIDs      []string
@@ -77,8 +96,17 @@ type Config struct {
 	AuthorityHost   string
 
 	ScanConcurrency int
-	ScanMaxAttempts int
-	ScanTTL         time.Duration
+	// ScanChannelSites makes scans measure private and shared channel sites.
+	ScanChannelSites bool
+	ScanMaxAttempts  int
+	ScanTTL          time.Duration
+
+	// DBPath is the SQLite file, used when DatabaseURL is empty.
+	DBPath string
+	// DatabaseURL is a PostgreSQL URL.
+	DatabaseURL     string
+	KeepAllScans    time.Duration
+	KeepWeeklyScans time.Duration
 
 	LogFormat string
 	LogLevel  slog.Level
@@ -104,6 +132,13 @@ func loadConfig(env Env) (Config, error) {
 		GraphURL:       get("GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0"),
 		GraphToken:     get("GRAPH_TOKEN", ""),
 	}
+	c.AppType = appType(get("MicrosoftAppType", appTypeMultiTenant))
+	c.AppCertificatePath = get("STORAGEBOT_APP_CERTIFICATE_PATH", "")
+	c.AppCertificatePass = get("STORAGEBOT_APP_CERTIFICATE_PASSWORD", "")
+	c.AdminIDs = splitList(get("STORAGEBOT_ADMIN_IDS", ""))
+	c.AdminGroupID = get("STORAGEBOT_ADMIN_GROUP_ID", "")
+	problems = append(problems, checkBotSettings(c)...)
+
 	c.TenantID = get("AZURE_TENANT_ID", c.AppTenantID)
 	c.ClientID = get("AZURE_CLIENT_ID", c.AppID)
 	c.ClientSecret = get("AZURE_CLIENT_SECRET", "")
@@ -135,7 +170,13 @@ func loadConfig(env Env) (Config, error) {
 		}
 		return n
 	}
-	c.ScanConcurrency = intSetting("STORAGEBOT_SCAN_CONCURRENCY", 8, 1, 64)
+	c.ScanConcurrency = intSetting("STORAGEBOT_SCAN_CONCURRENCY", 32, 1, 64)
+	channelSites := get("STORAGEBOT_SCAN_CHANNEL_SITES", "true")
+	if b, err := strconv.ParseBool(channelSites); err == nil {
+		c.ScanChannelSites = b
+	} else {
+		problems = append(problems, fmt.Sprintf("STORAGEBOT_SCAN_CHANNEL_SITES=%q is invalid: want true or false", channelSites))
+	}
 	c.ScanMaxAttempts = intSetting("STORAGEBOT_SCAN_MAX_ATTEMPTS", 6, 1, 20)
 
 	ttl := get("STORAGEBOT_SCAN_TTL", "15m")
@@ -145,6 +186,23 @@ func loadConfig(env Env) (Config, error) {
 		d = 15 * time.Minute
 	}
 	c.ScanTTL = d
+
+	c.DBPath = get("STORAGEBOT_DB_PATH", defaultDBPath(env))
+	c.DatabaseURL = get("DATABASE_URL", "")
+	retention := func(name, def string) time.Duration {
+		raw := get(name, def)
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			problems = append(problems, fmt.Sprintf("%s=%q is invalid: want a positive duration in hours, such as %s", name, raw, def))
+			d, _ = time.ParseDuration(def)
+		}
+		return d
+	}
+	c.KeepAllScans = retention("STORAGEBOT_KEEP_ALL_SCANS", "720h")
+	c.KeepWeeklyScans = retention("STORAGEBOT_KEEP_WEEKLY_SCANS", "8760h")
+	if c.KeepWeeklyScans < c.KeepAllScans {
+		problems = append(problems, fmt.Sprintf("STORAGEBOT_KEEP_WEEKLY_SCANS=%s is shorter than STORAGEBOT_KEEP_ALL_SCANS=%s: weekly scans must be kept at least as long as all scans", c.KeepWeeklyScans, c.KeepAllScans))
+	}
 
 	c.LogFormat = strings.ToLower(get("STORAGEBOT_LOG_FORMAT", "json"))
 	if c.LogFormat != "json" && c.LogFormat != "text" {
@@ -156,6 +214,9 @@ func loadConfig(env Env) (Config, error) {
 		problems = append(problems, fmt.Sprintf("STORAGEBOT_LOG_LEVEL=%q is invalid: want debug, info, warn or error", level))
 	}
 
+	if len(problems) == 1 {
+		return c, fmt.Errorf("invalid configuration: %s", problems[0])
+	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}
@@ -183,4 +244,72 @@ func newLogger(c Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Values of MicrosoftAppType, as every Bot Framework SDK spells them.
+const (
+	appTypeMultiTenant     = "MultiTenant"
+	appTypeSingleTenant    = "SingleTenant"
+	appTypeUserAssignedMSI = "UserAssignedMSI"
+)
+
+// appType returns the canonical spelling of a MicrosoftAppType value, which
+// the SDKs compare without regard to case, or raw when it is none.
+func appType(raw string) string {
+	for _, known := range []string{appTypeMultiTenant, appTypeSingleTenant, appTypeUserAssignedMSI} {
+		if strings.EqualFold(raw, known) {
+			return known
+		}
+	}
+	return raw
+}
+
+// checkBotSettings returns one line per problem with the bot's identity
+// settings, so that the process stops before it serves anything.
+func checkBotSettings(c Config) []string {
+	var problems []string
+	switch c.AppType {
+	case appTypeMultiTenant:
+	case appTypeSingleTenant, appTypeUserAssignedMSI:
+		if c.AppTenantID == "" {
+			problems = append(problems, fmt.Sprintf("MicrosoftAppType=%s requires MicrosoftAppTenantId: set it to the bot's tenant id", c.AppType))
+		}
+	default:
+		problems = append(problems, fmt.Sprintf("MicrosoftAppType=%q is invalid: want MultiTenant, SingleTenant or UserAssignedMSI", c.AppType))
+	}
+	if c.AppType == appTypeUserAssignedMSI && (c.AppPassword != "" || c.AppCertificatePath != "") {
+		problems = append(problems, "MicrosoftAppType=UserAssignedMSI takes no MicrosoftAppPassword or STORAGEBOT_APP_CERTIFICATE_PATH: remove them, the managed identity needs no credential")
+	}
+
+	if err := checkMetadataURL(c.OpenIDMetadata); err != nil {
+		problems = append(problems, fmt.Sprintf("BotOpenIdMetadata=%q is invalid: %v", c.OpenIDMetadata, err))
+	}
+	return problems
+}
+
+// checkMetadataURL accepts an https URL, or http on a loopback host only,
+// because the signing keys must not travel in clear text over a network.
+func checkMetadataURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return errors.New("want an absolute https URL")
+	}
+	if u.Scheme == "https" {
+		return nil
+	}
+	if u.Scheme == "http" && isLoopback(net.JoinHostPort(u.Hostname(), "0")) {
+		return nil
+	}
+	return errors.New("want https (http is allowed only for a loopback host)")
+}
+
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(raw string) []string {
+	var out []string
+	for _, item := range strings.Split(raw, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

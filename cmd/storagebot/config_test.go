@@ -18,8 +18,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if c.GraphURL != "https://graph.microsoft.com/v1.0" {
 		t.Errorf("GraphURL = %q", c.GraphURL)
 	}
-	if c.ScanConcurrency != 8 {
-		t.Errorf("ScanConcurrency = %d, want 8", c.ScanConcurrency)
+	if c.ScanConcurrency != 32 {
+		t.Errorf("ScanConcurrency = %d, want 32", c.ScanConcurrency)
 	}
 	if c.ScanTTL != 15*time.Minute {
 		t.Errorf("ScanTTL = %s, want 15m", c.ScanTTL)

@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/storagebot/storagebot/cards"
@@ -75,6 +77,16 @@ func runDemo(ctx context.Context, args []string, env Env, stdout, stderr io.Writ
 	c.TenantIDs = []string{simtenant.PlaygroundTenantID}
 	c.ClientID = simtenant.DefaultClientID
 	c.ClientSecret = simtenant.DefaultClientSecret
+	c.AdminGroupID = simtenant.ITAdminsGroupID
+
+	// The demo keeps its scans in a temporary SQLite file, so it never
+	// touches the store of a real deployment.
+	dir, err := os.MkdirTemp("", "storagebot-demo-")
+	if err != nil {
+		return fmt.Errorf("create the demo's store directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	c.DBPath = filepath.Join(dir, "storagebot.db")
 
 	a, err := startApp(c, sim.HTTPClient(), logger)
 	if err != nil {

@@ -31,6 +31,8 @@ var commands = []command{
 	{"demo", "run the bot against a simulated school tenant and ask it for the top 10 teams", runDemo},
 	{"serve", "run the bot's webhook for a real tenant", runServe},
 	{"scan", "scan a tenant's Team storage once and print it as CSV, JSON or a table", runScan},
+	{"bench", "measure storagebot and two naive scanners against the simulated tenant", runBench},
+	{"healthcheck", "check that a running server answers /healthz (for container health checks)", runHealthcheck},
 }
 
 func main() {
@@ -83,7 +85,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-7s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'storagebot <command> --help' for the flags of a command.")
