@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of storagebot. It first installs, once, the npm packages
-# that the tests run offline as Microsoft-written peers (the Adaptive Cards
-# renderer, the Agents Playground, the Teams manifest schemas); with them in
-# place no test is skipped for want of Node.js.
+# that the tests run offline as Microsoft-written peers: the Adaptive Cards
+# renderer, the Agents Playground and the Teams manifest schemas. With them
+# in place, no test is skipped for want of Node.js.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
