@@ -85,8 +85,7 @@ type Command struct {
 }
 
 // Options are the app package settings. Only AppID is required. An empty
-// string field takes the Default constant of the same name, and empty
-// Commands take DefaultCommands.
+// string field takes the Default constant of the same name.
 type Options struct {
 	// AppID is the bot's Microsoft app ID (the client ID of its Entra app
 	// registration). It is both the manifest id and bots[0].botId.
@@ -109,8 +108,9 @@ type Options struct {
 	// AccentColor is an HTML colour such as "#5B5FC7".
 	AccentColor string
 
-	// Commands fill the command menu of every bot scope. An empty list
-	// takes DefaultCommands.
+	// Commands fill the command menu of every bot scope. The caller builds
+	// them from the bot's own command table, so that the menu offers only
+	// commands the bot runs. An empty list gives the bot no command menu.
 	Commands []Command
 	// ValidDomains are host names, without a scheme, that the app may open.
 	// The bot needs none, so the default is an empty list.
@@ -132,15 +132,6 @@ type OptionError struct {
 
 func (e *OptionError) Error() string {
 	return fmt.Sprintf("invalid manifest option %s %q: %s", e.Field, shorten(e.Value), e.Problem)
-}
-
-// DefaultCommands returns the command menu for storagebot's chat commands.
-func DefaultCommands() []Command {
-	return []Command{
-		{Title: "top 10 teams", Description: "Rank the 10 Teams that use the most SharePoint storage"},
-		{Title: "usage", Description: "Show the storage of one Team: usage <team name>"},
-		{Title: "help", Description: "List the commands"},
-	}
 }
 
 // Build returns the Teams app package, a zip with manifest.json, color.png
@@ -210,9 +201,6 @@ func withDefaults(opts Options) Options {
 	setDefault(&opts.PrivacyURL, DefaultPrivacyURL)
 	setDefault(&opts.TermsOfUseURL, DefaultTermsOfUseURL)
 	setDefault(&opts.AccentColor, DefaultAccentColor)
-	if len(opts.Commands) == 0 {
-		opts.Commands = DefaultCommands()
-	}
 	return opts
 }
 

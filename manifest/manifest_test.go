@@ -18,6 +18,14 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 const testAppID = "1f0e6a52-8c8d-4d0b-9a61-3f1b7c2e5d90"
 
+// testCommands has the shape of the menu that storagebot's manifest command
+// builds from the bot's command table: the command word as the title.
+var testCommands = []Command{
+	{Title: "top", Description: "List the N Teams that use the most SharePoint storage. Usage: top [N] [teams]"},
+	{Title: "usage", Description: "Show the SharePoint storage of one Team. Usage: usage <team name>"},
+	{Title: "help", Description: "List the commands you can use."},
+}
+
 // readPackage returns the files of an app package by name, in zip order.
 func readPackage(t *testing.T, pkg []byte) (names []string, files map[string][]byte) {
 	t.Helper()
@@ -80,7 +88,7 @@ func optionFields(err error) []string {
 }
 
 func TestBuildManifestGolden(t *testing.T) {
-	pkg, err := Build(Options{AppID: testAppID})
+	pkg, err := Build(Options{AppID: testAppID, Commands: testCommands})
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}
@@ -183,6 +191,15 @@ func TestBuildCommandLists(t *testing.T) {
 				t.Errorf("command without a description has a description property: %v", got[1])
 			}
 		})
+	}
+}
+
+func TestBuildWithoutCommandsHasNoMenu(t *testing.T) {
+	m := buildManifest(t, Options{AppID: testAppID})
+
+	b := m["bots"].([]any)[0].(map[string]any)
+	if lists, ok := b["commandLists"]; ok {
+		t.Errorf("bots[0].commandLists = %v, want no property when Options has no commands", lists)
 	}
 }
 

@@ -43,7 +43,7 @@ type bot struct {
 	Scopes             []string      `json:"scopes"`
 	SupportsFiles      bool          `json:"supportsFiles"`
 	IsNotificationOnly bool          `json:"isNotificationOnly"`
-	CommandLists       []commandList `json:"commandLists"`
+	CommandLists       []commandList `json:"commandLists,omitempty"`
 }
 
 // commandList is the command menu of one scope. A list may name several
@@ -65,9 +65,11 @@ func newAppManifest(opts Options) appManifest {
 	for i, c := range opts.Commands {
 		commands[i] = command{Title: c.Title, Description: c.Description}
 	}
-	lists := make([]commandList, len(botScopes))
-	for i, scope := range botScopes {
-		lists[i] = commandList{Scopes: []string{scope}, Commands: commands}
+	var lists []commandList
+	if len(commands) > 0 {
+		for _, scope := range botScopes {
+			lists = append(lists, commandList{Scopes: []string{scope}, Commands: commands})
+		}
 	}
 
 	domains := opts.ValidDomains

@@ -100,7 +100,8 @@ func TestBuildPassesAppManifestSchema(t *testing.T) {
 		name string
 		opts Options
 	}{
-		{"defaults", Options{AppID: testAppID}},
+		{"defaults", Options{AppID: testAppID, Commands: testCommands}},
+		{"no commands", Options{AppID: testAppID}},
 		{"every option at its limit", Options{
 			AppID:            testAppID,
 			Version:          "12.0.7",
@@ -171,7 +172,7 @@ func TestAppManifestSchemaRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := buildManifest(t, Options{AppID: testAppID})
+			m := buildManifest(t, Options{AppID: testAppID, Commands: testCommands})
 			tt.modify(m)
 
 			status, output := validateWithNode(t, node, m)

@@ -283,6 +283,7 @@ func (b *batcher) send(ctx context.Context, batch []*lookup) {
 		v := classify(r.Status, header, nil, now)
 		if v.throttled {
 			gate.pacer.throttled(now, v.retryAfter)
+			gate.hooks.Throttled()
 		}
 		failure := parseGraphError(r.Status, header, r.Body)
 		switch {
@@ -293,6 +294,7 @@ func (b *batcher) send(ctx context.Context, batch []*lookup) {
 		default:
 			retried++
 			previousReason = v.reason
+			gate.hooks.Retried()
 			b.retryLater(ctx, l, gate.backoff.wait(l.attempts, v))
 		}
 	}

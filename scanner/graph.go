@@ -98,6 +98,9 @@ type Config struct {
 	// Pacer spaces requests while Graph throttles. Share one between every
 	// client of the same tenant. Nil means a Pacer of this client's own.
 	Pacer *Pacer
+	// Hooks, when set, is told of throttled answers and retries, which an
+	// http.RoundTripper cannot see inside a JSON batch. Nil means none.
+	Hooks Hooks
 
 	// Logger receives retries and per-Team failures. Nil discards them.
 	Logger *slog.Logger
@@ -188,6 +191,7 @@ func NewGraphClient(cfg Config) (*GraphClient, error) {
 				jitter: jitter,
 			},
 			pacer: orNew(cfg.Pacer),
+			hooks: hooksOrNone(cfg.Hooks),
 			now:   now,
 			sleep: sleep,
 		},

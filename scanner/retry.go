@@ -3,6 +3,7 @@ package scanner
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -86,6 +87,14 @@ type verdict struct {
 // when err reports that no response came.
 func classify(status int, header http.Header, err error, now time.Time) verdict {
 	if err != nil {
+		// A certificate the client does not trust fails the same way on
+		// every attempt, so retrying only delays the error.
+		var unknownAuthority x509.UnknownAuthorityError
+		var invalidCert x509.CertificateInvalidError
+		var wrongHost x509.HostnameError
+		if errors.As(err, &unknownAuthority) || errors.As(err, &invalidCert) || errors.As(err, &wrongHost) {
+			return verdict{reason: "TLS certificate error: " + err.Error()}
+		}
 		return verdict{retry: true, reason: "network error: " + err.Error()}
 	}
 
@@ -159,6 +168,30 @@ func (b backoff) wait(n int, v verdict) time.Duration {
 	return time.Duration(b.jitter() * ceiling)
 }
 
+// Hooks receives the retry gate's events, for example to count them as
+// metrics. Calls come from several goroutines at once and must return
+// quickly.
+type Hooks interface {
+	// Throttled is called for each answer, a whole response or one item of
+	// a JSON batch, that Graph throttled with 429 or 503.
+	Throttled()
+	// Retried is called each time a request or batch item is sent again.
+	Retried()
+}
+
+// noHooks is the Hooks of a client configured without any.
+type noHooks struct{}
+
+func (noHooks) Throttled() {}
+func (noHooks) Retried()   {}
+
+func hooksOrNone(h Hooks) Hooks {
+	if h == nil {
+		return noHooks{}
+	}
+	return h
+}
+
 // retryGate is the single place that decides how a Graph request is
 // repeated: it classifies each attempt, refreshes the token once after a
 // 401, waits for the backoff and the shared pacer, and stops when the
@@ -168,6 +201,7 @@ type retryGate struct {
 	attemptTimeout time.Duration
 	backoff        backoff
 	pacer          *Pacer
+	hooks          Hooks
 	now            func() time.Time
 	sleep          func(ctx context.Context, d time.Duration) error
 }
@@ -238,12 +272,14 @@ func (r *retryGate) do(ctx context.Context, g *GraphClient, logger *slog.Logger,
 		v := classify(res.status, res.header, res.err, r.now())
 		if v.throttled {
 			r.pacer.throttled(r.now(), v.retryAfter)
+			r.hooks.Throttled()
 		}
 		failure := attemptError(res)
 		if v.refreshToken && !refreshed && attempt < r.maxAttempts {
 			if invalidator, ok := g.tokens.(tokenInvalidator); ok {
 				refreshed = true
 				invalidator.Invalidate(token)
+				r.hooks.Retried()
 				logger.Info("refresh token and retry", "status", res.status, "attempt", attempt)
 				continue
 			}
@@ -256,6 +292,7 @@ func (r *retryGate) do(ctx context.Context, g *GraphClient, logger *slog.Logger,
 		}
 
 		backoffWait = r.backoff.wait(attempt, v)
+		r.hooks.Retried()
 		level := slog.LevelWarn
 		if v.reason == previousReason {
 			level = slog.LevelDebug

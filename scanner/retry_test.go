@@ -2,8 +2,10 @@ package scanner
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -68,6 +70,7 @@ func TestClassify(t *testing.T) {
 		{"not found", 404, "", nil, false, false, 0, "HTTP 404"},
 		{"bad request", 400, "", nil, false, false, 0, "HTTP 400"},
 		{"network", 0, "", errors.New("connection reset by peer"), true, false, 0, "network error: connection reset by peer"},
+		{"untrusted certificate", 0, "", fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}), false, false, 0, "TLS certificate error: tls: x509: certificate signed by unknown authority"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

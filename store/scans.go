@@ -209,6 +209,14 @@ func (s *sqlStore) loadScan(ctx context.Context, where string, arg any) (*scanne
 	return r, nil
 }
 
+// Ping implements Store.
+func (s *sqlStore) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping store: %w", err)
+	}
+	return nil
+}
+
 // Close implements Store.
 func (s *sqlStore) Close() error {
 	return s.db.Close()

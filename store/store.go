@@ -91,6 +91,9 @@ type Store interface {
 	// the Bot Connector returned. It returns ErrNotFound for an unknown key.
 	CompleteSend(ctx context.Context, key, activityID string, now time.Time) error
 
+	// Ping checks that the database answers a query, for readiness probes.
+	Ping(ctx context.Context) error
+
 	// Close closes the database connections.
 	Close() error
 }

@@ -220,3 +220,17 @@ func TestOpenInvalidURL(t *testing.T) {
 		})
 	}
 }
+
+func TestPingOpenAndClosed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b testBackend) {
+		s := b.open(t)
+		if err := s.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping on an open store: %v", err)
+		}
+
+		s.Close()
+		if err := s.Ping(t.Context()); err == nil {
+			t.Error("Ping on a closed store returned nil, want an error")
+		}
+	})
+}
