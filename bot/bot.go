@@ -44,6 +44,14 @@ const (
 	// invokeTimeout bounds the work for an invoke, which is answered in the
 	// HTTP response: Teams gives up on a bot after about 15 seconds.
 	invokeTimeout = 10 * time.Second
+
+	// defaultProgressDelay is how long an answer may take before a progress
+	// card stands in for it.
+	defaultProgressDelay = 2 * time.Second
+	// progressInterval is how often a progress card is updated. Teams
+	// allows a bot 7 messages per second and 60 per 30 seconds in one
+	// conversation, so one update a second leaves room for other replies.
+	progressInterval = time.Second
 )
 
 // Source returns the latest scan, scanning when none is fresh. It must
@@ -99,6 +107,35 @@ type Config struct {
 	Seen interface {
 		FirstSeen(ctx context.Context, activityID string) (bool, error)
 	}
+	// History, when set, supplies the change over time in the summary and
+	// usage cards, and the scan that an export link names.
+	History History
+	// TenantQuota is the tenant's storage quota in bytes, which Graph does
+	// not expose; zero leaves the share out of the summary.
+	TenantQuota int64
+	// Export configures the export command's download links; a zero
+	// value disables the command.
+	Export ExportConfig
+	// ProgressDelay is how long an answer may take before a progress card
+	// stands in for it (default 2 s).
+	ProgressDelay time.Duration
+	// After waits like time.After (the default); tests drive progress
+	// updates with it.
+	After func(d time.Duration) <-chan time.Time
+	// Commands are chat commands of other packages, added after the
+	// built-in ones in the command table and the help card.
+	Commands []Command
+	// Installs, when set, is told when the bot is installed in or removed
+	// from a conversation.
+	Installs InstallHandler
+}
+
+// ScanProgressReporter is a Source that reports how far the scan it runs
+// has come. snapshot.Source implements it. Progress cards show the counts.
+type ScanProgressReporter interface {
+	// ScanProgress returns the Teams measured and listed so far, and
+	// running false when this process runs no scan.
+	ScanProgress() (done, discovered int, running bool)
 }
 
 // Bot serves the messaging endpoint. Create it with New.
@@ -117,6 +154,15 @@ type Bot struct {
 	sharedSeen       interface {
 		FirstSeen(ctx context.Context, activityID string) (bool, error)
 	}
+	history       History
+	tenantQuota   int64
+	export        ExportConfig
+	exportUses    *idSet
+	progressDelay time.Duration
+	now           func() time.Time
+	after         func(d time.Duration) <-chan time.Time
+	addedCommands []Command
+	installs      InstallHandler
 
 	// baseCtx parents every background reply; Shutdown cancels it.
 	baseCtx context.Context
@@ -161,6 +207,13 @@ func New(cfg Config) (*Bot, error) {
 		maxBodyBytes:     cfg.MaxBodyBytes,
 		replyTimeout:     cfg.ReplyTimeout,
 		sharedSeen:       cfg.Seen,
+		history:          cfg.History,
+		tenantQuota:      cfg.TenantQuota,
+		export:           cfg.Export,
+		progressDelay:    cfg.ProgressDelay,
+		after:            cfg.After,
+		addedCommands:    cfg.Commands,
+		installs:         cfg.Installs,
 	}
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)
@@ -175,7 +228,24 @@ func New(cfg Config) (*Bot, error) {
 	if now == nil {
 		now = time.Now
 	}
+	b.now = now
 	b.seen = newIDSet(dedupeTTL, dedupeMaxIDs, now)
+	if b.progressDelay <= 0 {
+		b.progressDelay = defaultProgressDelay
+	}
+	if b.after == nil {
+		b.after = time.After
+	}
+	if err := checkCommands(b.addedCommands); err != nil {
+		return nil, fmt.Errorf("create bot: %w", err)
+	}
+	if err := b.export.check(); err != nil {
+		return nil, fmt.Errorf("create bot: %w", err)
+	}
+	if b.export.TTL <= 0 {
+		b.export.TTL = DefaultExportTTL
+	}
+	b.exportUses = newIDSet(b.export.TTL+exportClockSkew, dedupeMaxIDs, now)
 	refreshInterval := cfg.RefreshInterval
 	if refreshInterval <= 0 {
 		refreshInterval = defaultRefreshInterval
@@ -200,9 +270,13 @@ func New(cfg Config) (*Bot, error) {
 	return b, nil
 }
 
-// Register mounts POST /api/messages on r.
+// Register mounts POST /api/messages on r, and GET /export/{link}.csv
+// when export is configured.
 func (b *Bot) Register(r gin.IRoutes) {
 	r.POST(messagesPath, b.handleMessages)
+	if b.export.enabled() {
+		r.GET(exportPath+":file", b.handleExport)
+	}
 }
 
 // Shutdown stops accepting activities and waits for background replies.

@@ -363,7 +363,7 @@ func TestCapturedActivitiesReplyOnce(t *testing.T) {
 			name:     "personal message",
 			file:     "personal-message.json",
 			wantPath: "/v3/conversations/2b65766b-90d5-452b-ac20-004bb6a02139/activities/f594fa18-9087-40f3-a034-992c7a3d535d",
-			wantCard: cards.Top(result, 10),
+			wantCard: topPage(result, 10),
 		},
 		{
 			name:     "card submit with unknown command",
@@ -384,13 +384,13 @@ func TestCapturedActivitiesReplyOnce(t *testing.T) {
 			file:     "personal-card-submit.json",
 			edit:     func(a map[string]any) { a["value"] = `{"cmd":"top","n":3}` },
 			wantPath: "/v3/conversations/2b65766b-90d5-452b-ac20-004bb6a02139/activities/2a14fa38-1b14-4f70-af83-783b8ad3266b",
-			wantCard: cards.Top(result, 3),
+			wantCard: topPage(result, 3),
 		},
 		{
 			name:     "channel mention in a thread",
 			file:     "channel-mention-message.json",
 			wantPath: "/v3/conversations/team-id%3Bmessageid%3D1796413366245/activities/e1819735-4452-4093-b268-acaa7bb88ddc",
-			wantCard: cards.Top(result, 10),
+			wantCard: topPage(result, 10),
 		},
 	}
 
@@ -602,7 +602,7 @@ func TestTenantCheck(t *testing.T) {
 				}
 				return
 			}
-			assertCard(t, card, cards.Top(testResult(), 10))
+			assertCard(t, card, topPage(testResult(), 10))
 		})
 	}
 }
@@ -771,15 +771,15 @@ func TestCommandReplies(t *testing.T) {
 		text string
 		want cards.AdaptiveCard
 	}{
-		{name: "top default", text: "top", want: cards.Top(result, 10)},
-		{name: "top 5 teams", text: "top 5 teams", want: cards.Top(result, 5)},
-		{name: "top upper case", text: "TOP 3 Teams", want: cards.Top(result, 3)},
-		{name: "top teams", text: "top teams", want: cards.Top(result, 10)},
-		{name: "top 50", text: "top 50", want: cards.Top(result, 50)},
+		{name: "top default", text: "top", want: topPage(result, 10)},
+		{name: "top 5 teams", text: "top 5 teams", want: topPage(result, 5)},
+		{name: "top upper case", text: "TOP 3 Teams", want: topPage(result, 3)},
+		{name: "top teams", text: "top teams", want: topPage(result, 10)},
+		{name: "top 50", text: "top 50", want: topPage(result, 50)},
 		{name: "top 0", text: "top 0", want: invalidTop},
 		{name: "top 51", text: "top 51", want: invalidTop},
 		{name: "top not a number", text: "top many", want: invalidTop},
-		{name: "top with html", text: "<p>top&nbsp;2</p>", want: cards.Top(result, 2)},
+		{name: "top with html", text: "<p>top&nbsp;2</p>", want: topPage(result, 2)},
 		{name: "help", text: "Help", want: cards.Help(Commands())},
 		{name: "unknown text", text: "what is this", want: cards.Help(Commands())},
 		{name: "empty text", text: "", want: cards.Help(Commands())},
@@ -823,9 +823,9 @@ func TestCardSubmitCommands(t *testing.T) {
 	}{
 		{name: "usage by id", value: map[string]any{"cmd": "usage", "teamId": "g-lib-2"}, want: cards.Usage(teamByID(t, result, "g-lib-2"), result)},
 		{name: "usage of a deleted team", value: map[string]any{"cmd": "usage", "teamId": "g-gone"}, want: cards.Message("Team not found", "This Team is not in the latest scan. It may have been deleted. Send top to see the current list.")},
-		{name: "top with a number", value: map[string]any{"cmd": "top", "n": 7}, want: cards.Top(result, 7)},
-		{name: "top with a string", value: map[string]any{"cmd": "top", "n": "4"}, want: cards.Top(result, 4)},
-		{name: "top without n", value: map[string]any{"cmd": "top"}, want: cards.Top(result, 10)},
+		{name: "top with a number", value: map[string]any{"cmd": "top", "n": 7}, want: topPage(result, 7)},
+		{name: "top with a string", value: map[string]any{"cmd": "top", "n": "4"}, want: topPage(result, 4)},
+		{name: "top without n", value: map[string]any{"cmd": "top"}, want: topPage(result, 10)},
 		{name: "help", value: map[string]any{"cmd": "help"}, want: cards.Help(Commands())},
 		{name: "value that is no object", value: []any{1, 2}, want: cards.Help(Commands())},
 	}
@@ -1043,4 +1043,10 @@ func TestJWTAuthenticatorAcceptsConnectorToken(t *testing.T) {
 	if err := jwt.Authenticate(context.Background(), "Bearer "+token, &a); err != nil {
 		t.Errorf("Authenticate rejected a valid connector token: %v", err)
 	}
+}
+
+// topPage is the card of the top command: the Top card with paging
+// buttons.
+func topPage(r *scanner.Result, n int) cards.AdaptiveCard {
+	return cards.TopPage(r, cards.TopOptions{N: n, Paging: true})
 }

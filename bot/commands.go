@@ -16,10 +16,12 @@ import (
 	"github.com/storagebot/storagebot/scanner"
 )
 
-// Limits of the top command.
+// Limits of the top command. maxTopOffset is far above any tenant's
+// Team count; cards.TopPage shows the last page for an offset past it.
 const (
 	defaultTopTeams = 10
 	maxTopTeams     = 50
+	maxTopOffset    = 10_000_000
 )
 
 // UserError is an error whose Title and Text are safe to show in chat as
@@ -43,8 +45,21 @@ type request struct {
 	// teamID is the Graph group id from a card button, empty for typed
 	// commands.
 	teamID string
+	// offset is how many ranked Teams a top page skips, from a paging
+	// button.
+	offset int
+	// tenantID is the tenant of the activity.
+	tenantID string
+	// personal is true in a one-to-one chat with the bot.
+	personal bool
 	// asker is who sent the command.
 	asker asker
+	// activity is the authenticated message, for added commands that
+	// store its conversation.
+	activity schema.Activity
+	// startSlow, when set, asks for the progress card at once, because
+	// the command has started work that takes seconds.
+	startSlow func()
 }
 
 // command is one row of the command table.
@@ -68,6 +83,13 @@ func commandTable() []command {
 			run:         (*Bot).runTop,
 		},
 		{
+			verb:        "summary",
+			usage:       "summary",
+			description: "Show the tenant's storage at a glance: total used, share of the tenant quota, change since last week, recycle bins, quota states and the largest Teams.",
+			access:      forAdmins,
+			run:         (*Bot).runSummary,
+		},
+		{
 			verb:        "my",
 			usage:       "my teams",
 			description: "List the Teams you own with their SharePoint storage.",
@@ -87,6 +109,13 @@ func commandTable() []command {
 			description: "Scan the tenant again now instead of using the last scan.",
 			access:      forAdmins,
 			run:         (*Bot).runRefresh,
+		},
+		{
+			verb:        "export",
+			usage:       "export",
+			description: "Get a download link for the latest scan as a CSV file. The link works once and expires after a few minutes.",
+			access:      forAdmins,
+			run:         (*Bot).runExport,
 		},
 		{
 			verb:        "help",
@@ -127,7 +156,10 @@ func (b *Bot) onMessage(ctx context.Context, in incoming, turn *activity.TurnCon
 	if req.verb == "" {
 		req = parseText(commandText(in.activity.Text, in.mentions, in.activity.Recipient.ID))
 	}
-	return cardReply(turn, b.answer(ctx, in.activity.From.AadObjectID, req, logger))
+	req.tenantID = tenantID(in.activity)
+	req.activity = in.activity
+	req.personal = in.activity.Conversation.ConversationType == "personal"
+	return b.answerInPlace(ctx, turn, in.activity.From.AadObjectID, req, logger)
 }
 
 // answer resolves the user's role and runs req for them.
@@ -150,14 +182,14 @@ func (b *Bot) answer(ctx context.Context, userID string, req request, logger *sl
 // refusal.
 func (b *Bot) run(ctx context.Context, req request, logger *slog.Logger) cards.AdaptiveCard {
 	var cmd *command
-	for _, c := range commandTable() {
+	for _, c := range b.commands() {
 		if c.verb == req.verb {
 			cmd = &c
 			break
 		}
 	}
 	if cmd == nil {
-		return cards.Help(commandsFor(req.asker))
+		return cards.Help(b.helpCommands(req.asker))
 	}
 	if !req.asker.may(cmd.access) {
 		logger.Info("rejected command: admins only", "user_id", req.asker.userID, "command", req.verb)
@@ -182,7 +214,7 @@ func adminsOnlyCard(verb string) cards.AdaptiveCard {
 }
 
 func (b *Bot) runHelp(_ context.Context, req request) (cards.AdaptiveCard, error) {
-	return cards.Help(commandsFor(req.asker)), nil
+	return cards.Help(b.helpCommands(req.asker)), nil
 }
 
 // runTop accepts "top", "top N", "top teams" and "top N teams".
@@ -196,7 +228,10 @@ func (b *Bot) runTop(ctx context.Context, req request) (cards.AdaptiveCard, erro
 	if err != nil {
 		return cards.AdaptiveCard{}, err
 	}
-	return cards.Top(result, n), nil
+
+	opts := cards.TopOptions{N: n, Offset: req.offset, Paging: true}
+	opts.Owners = b.ownerNames(ctx, rankedIDs(result, req.offset, n))
+	return cards.TopPage(result, opts), nil
 }
 
 // topCount parses the arguments of the top command.
@@ -255,7 +290,7 @@ func (b *Bot) runUsage(ctx context.Context, req request) (cards.AdaptiveCard, er
 	if req.teamID != "" {
 		for _, t := range result.Teams {
 			if t.Team.ID == req.teamID {
-				return cards.Usage(t, result), nil
+				return cards.UsageDetail(t, result, b.usageDetails(ctx, t.Team.ID)), nil
 			}
 		}
 		return cards.AdaptiveCard{}, &UserError{Title: "Team not found", Text: "This Team is not in the latest scan. It may have been deleted. Send top to see the current list."}
@@ -269,7 +304,7 @@ func (b *Bot) runUsage(ctx context.Context, req request) (cards.AdaptiveCard, er
 		}
 		return cards.AdaptiveCard{}, &UserError{Title: "No match", Text: fmt.Sprintf("No Team matches “%s”. Send top to see the largest Teams.", query)}
 	case 1:
-		return cards.Usage(matches[0], result), nil
+		return cards.UsageDetail(matches[0], result, b.usageDetails(ctx, matches[0].Team.ID)), nil
 	}
 	return cards.Choice(query, matches), nil
 }
@@ -315,6 +350,9 @@ func (b *Bot) runRefresh(ctx context.Context, req request) (cards.AdaptiveCard, 
 		b.logger.Info("rejected refresh: rate limited", "user_id", req.asker.userID, "wait", wait)
 		return cards.AdaptiveCard{}, &UserError{Title: "Refresh", Text: fmt.Sprintf("You asked for a new scan recently. Try again in %s, or send top to see the last scan.", wait.Round(time.Second))}
 	}
+	if req.startSlow != nil {
+		req.startSlow()
+	}
 
 	result, err := refresher.Refresh(ctx)
 	if err != nil {
@@ -348,7 +386,7 @@ func parseText(text string) request {
 }
 
 // parseSubmit reads a card button's data: {"cmd":"usage","teamId":…},
-// {"cmd":"top","n":…} or {"cmd":"help"}. It returns an empty request when
+// {"cmd":"top","n":…,"offset":…} or {"cmd":"help"}. It returns an empty request when
 // value carries no command.
 func parseSubmit(value map[string]any) request {
 	verb, _ := value["cmd"].(string)
@@ -365,6 +403,11 @@ func parseSubmit(value map[string]any) request {
 		req.args = []string{strconv.FormatFloat(n, 'f', -1, 64)}
 	case string:
 		req.args = strings.Fields(n)
+	}
+	// An offset that is not a whole number from 0 to maxTopOffset is
+	// ignored, so a forged button shows the first page.
+	if offset, ok := value["offset"].(float64); ok && offset >= 0 && offset <= maxTopOffset && offset == float64(int(offset)) {
+		req.offset = int(offset)
 	}
 	return req
 }

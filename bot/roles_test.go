@@ -141,7 +141,7 @@ func TestRolesDecideWhatUsersSee(t *testing.T) {
 		want       cards.AdaptiveCard
 		wantSource bool
 	}{
-		{name: "admin sees top", user: adminUser, text: "top 3", want: cards.Top(result, 3), wantSource: true},
+		{name: "admin sees top", user: adminUser, text: "top 3", want: topPage(result, 3), wantSource: true},
 		{name: "admin help lists every command", user: adminUser, text: "help", want: cards.Help(Commands())},
 		{name: "admin usage of any team", user: adminUser, value: map[string]any{"cmd": "usage", "teamId": "g-mkt"}, want: cards.Usage(teamByID(t, result, "g-mkt"), result), wantSource: true},
 		{name: "owner refused top", user: ownerUser, text: "top", want: adminsOnlyCard("top")},
@@ -257,14 +257,15 @@ func TestRefreshRateLimitedPerUser(t *testing.T) {
 	limited := cards.Message("Refresh", "You asked for a new scan recently. Try again in 9m0s, or send top to see the last scan.")
 
 	steps := []struct {
-		advance time.Duration
-		user    string
-		want    cards.AdaptiveCard
+		advance     time.Duration
+		user        string
+		want        cards.AdaptiveCard
+		wantUpdated bool // the answer replaces a progress card
 	}{
-		{user: adminUser, want: cards.Top(testResult(), 10)},
+		{user: adminUser, want: cards.Top(testResult(), 10), wantUpdated: true},
 		{advance: time.Minute, user: adminUser, want: limited},
-		{user: ownerUser, want: cards.Top(testResult(), 10)},
-		{advance: 9 * time.Minute, user: adminUser, want: cards.Top(testResult(), 10)},
+		{user: ownerUser, want: cards.Top(testResult(), 10), wantUpdated: true},
+		{advance: 9 * time.Minute, user: adminUser, want: cards.Top(testResult(), 10), wantUpdated: true},
 	}
 	for i, s := range steps {
 		mu.Lock()
@@ -274,6 +275,16 @@ func TestRefreshRateLimitedPerUser(t *testing.T) {
 		a := h.messageFrom(t, s.user, "refresh")
 		a["id"] = "refresh-" + string(rune('a'+i))
 		card := h.replyCard(t, a)
+		if s.wantUpdated {
+			if text := plainText(t, card); !strings.Contains(text, "Scanning the tenant again") {
+				t.Errorf("step %d: first reply is not the progress card:\n%s", i, text)
+			}
+			update := h.connector.next(t)
+			if update.method != http.MethodPut {
+				t.Fatalf("step %d: second request is %s, want PUT, an update of the progress card", i, update.method)
+			}
+			card = decodeReply(t, update).Attachments[0].Content
+		}
 		assertCard(t, card, s.want)
 	}
 	h.shutdown(t)
@@ -307,7 +318,7 @@ func TestCardActionAnsweredInResponse(t *testing.T) {
 		want cards.AdaptiveCard
 	}{
 		{name: "admin usage button", user: adminUser, verb: "usage", data: map[string]any{"teamId": "g-cafe"}, want: cards.Usage(teamByID(t, result, "g-cafe"), result)},
-		{name: "command in data wins over verb", user: adminUser, verb: "refresh", data: map[string]any{"cmd": "top", "n": 2}, want: cards.Top(result, 2)},
+		{name: "command in data wins over verb", user: adminUser, verb: "refresh", data: map[string]any{"cmd": "top", "n": 2}, want: topPage(result, 2)},
 		{name: "owner button for another team", user: ownerUser, verb: "usage", data: map[string]any{"teamId": "g-mkt"}, want: cards.Message("Not your Team", "You can see the storage of the Teams you own only. Send my teams to list them.")},
 		{name: "no role", user: noRoleUser, verb: "top", want: noRoleCard},
 	}

@@ -71,6 +71,11 @@ func (b *Bot) handleMessages(c *gin.Context) {
 		return
 	}
 
+	if change := installChange(in.activity); change != 0 && b.installs != nil {
+		b.handleInstall(c, in, change, logger)
+		return
+	}
+
 	if !isRouted(in.activity.Type) {
 		logger.Debug("ignored activity type")
 		c.Status(http.StatusOK)

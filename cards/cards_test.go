@@ -115,12 +115,12 @@ func TestChannelSitesInCards(t *testing.T) {
 		card, text, want string
 	}{
 		{"top", top, "1. The Library"},
-		{"top", top, "286 GiB"},
-		{"top", top, "incl. 186 GiB in 2 channel sites"},
-		{"usage", usage, "Used: 286 GiB in 3 sites"},
-		{"usage", usage, "Main site: 100 GiB"},
+		{"top", top, "286.0 GiB"},
+		{"top", top, "incl. 186.0 GiB in 2 channel sites"},
+		{"usage", usage, "Used: 286.0 GiB in 3 sites"},
+		{"usage", usage, "Main site: 100.0 GiB, recycle bin"},
 		{"usage", usage, "Recycle bin: 28.6 GiB in all sites"},
-		{"usage", usage, "Staff *Room* (private): 140 GiB, recycle bin 14.0 GiB, Nearing the limit"},
+		{"usage", usage, "Staff *Room* (private): 140.0 GiB, recycle bin 14.0 GiB, Nearing the limit"},
 		{"usage", usage, "Reading Programme (shared): 46.0 GiB"},
 		{"usage", usage, "Archive (private): not provisioned"},
 		{"usage", usage, "Exams (private): failed: HTTP 503 after 6 attempts"},
@@ -167,9 +167,24 @@ func sampleCards(t *testing.T) map[string]AdaptiveCard {
 			teamByID(t, r, libraryID), teamByID(t, r, otherLibraryID), teamByID(t, r, "b4b4b4b4-0000-4000-8000-000000000008"),
 		}),
 		"choice_none": Choice("nothing", nil),
-		"help":        Help(botCommands()),
-		"help_empty":  Help(nil),
-		"message":     Message("Team not found", "No Team is named “[x](http://evil.example)”.\nSend \"top\" to list the largest Teams."),
+		"top_page": TopPage(r, TopOptions{N: 3, Offset: 3, Paging: true, Owners: map[string][]string{
+			"e1e1e1e1-0000-4000-8000-000000000005": {"Megan Bowen", "Adele *Vance*", "Alex Wilber", "Lynne Robbins"},
+			"c0ffee00-0000-4000-8000-000000000003": {},
+		}}),
+		"usage_detail": UsageDetail(teamByID(t, r, libraryID), r, UsageDetails{
+			OwnersKnown: true,
+			Owners:      []string{"Adele Vance"},
+			Changes:     []Change{{Days: 7, Known: true, Bytes: 3 * gib}, {Days: 30}},
+		}),
+		"usage_no_owner":   UsageDetail(teamByID(t, r, otherLibraryID), r, UsageDetails{OwnersKnown: true}),
+		"summary":          Summary(r, SummaryDetails{TenantQuota: 25 * tib, WeekChange: Change{Known: true, Bytes: -2 * gib}}),
+		"summary_no_quota": Summary(r, SummaryDetails{QuotaHint: "Set STORAGEBOT_TENANT_QUOTA to see the share."}),
+		"progress":         Progress("Scanning the tenant", ScanProgress{Running: true, Done: 312, Discovered: 535, Elapsed: 3 * time.Second, Remaining: 2 * time.Second}),
+		"progress_waiting": Progress("Scanning the tenant", ScanProgress{Elapsed: 4 * time.Second}),
+		"export":           ExportLink("https://bot.example/export/abc.csv", time.Date(2026, 5, 4, 7, 45, 0, 0, time.UTC), 11, "2026-05-04 07:30 UTC"),
+		"help":             Help(botCommands()),
+		"help_empty":       Help(nil),
+		"message":          Message("Team not found", "No Team is named “[x](http://evil.example)”.\nSend \"top\" to list the largest Teams."),
 	}
 }
 
@@ -251,41 +266,6 @@ func TestCardRootProperties(t *testing.T) {
 			}
 			if len(raw) > MaxCardBytes {
 				t.Errorf("card is %d bytes, want at most %d", len(raw), MaxCardBytes)
-			}
-		})
-	}
-}
-
-func TestFormatBytes(t *testing.T) {
-	tests := []struct {
-		bytes int64
-		want  string
-	}{
-		{0, "0 B"},
-		{1, "1 B"},
-		{1023, "1023 B"},
-		{1024, "1.00 KiB"},
-		{1536, "1.50 KiB"},
-		{10 * kib, "10.0 KiB"},
-		{1023 * kib, "1023 KiB"},
-		{1024*kib - 1, "1.00 MiB"},
-		{812 * mib, "812 MiB"},
-		{999 * mib, "999 MiB"},
-		{1000 * mib, "1000 MiB"},
-		{10*gib - 1, "10.0 GiB"},
-		{100*gib - 1, "100 GiB"},
-		{1671214159708, "1.52 TiB"},
-		{25 * tib, "25.0 TiB"},
-		{3 << 50, "3.00 PiB"},
-		{1 << 62, "4.00 EiB"},
-		{1<<63 - 1, "8.00 EiB"},
-		{-1536, "-1.50 KiB"},
-		{-1 << 63, "-8.00 EiB"},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.bytes), func(t *testing.T) {
-			if got := FormatBytes(tt.bytes); got != tt.want {
-				t.Errorf("FormatBytes(%d) = %q, want %q", tt.bytes, got, tt.want)
 			}
 		})
 	}
@@ -434,13 +414,13 @@ func TestPlainTextTop(t *testing.T) {
 
 	want := []string{
 		"Top 7 Teams by storage",
-		"1.86 TiB used by 7 measured Teams · scanned 2026-05-04 07:30 UTC",
+		"1.9 TiB used by 7 measured Teams · scanned 2026-05-04 07:30 UTC",
 		"Team   Used   Share",
-		"1. The Library (3f2a9c1e, 1 of 2)   1.52 TiB   81.7%   ██████▌",
-		"2. The Library (7b0d4e22, 2 of 2)   300 GiB   15.8%   █▎",
+		"1. The Library (3f2a9c1e, 1 of 2)   1.5 TiB   81.7%   ██████▌",
+		"2. The Library (7b0d4e22, 2 of 2)   300.0 GiB   15.8%   █▎",
 		"3. O'Brien's *Maths* [click](http://evil.example) <b>x</b>   45.0 GiB   2.4%   ▎",
-		"4. 1. Not a list   2.00 GiB   0.1%   ▏",
-		"5. Café Ünïcode 📚   812 MiB   <0.1%   ▏",
+		"4. 1. Not a list   2.0 GiB   0.1%   ▏",
+		"5. Café Ünïcode 📚   812.0 MiB   <0.1%   ▏",
 		"6. - dash # heading   10.0 MiB   <0.1%   ▏",
 		"7. {{DATE(2017-02-14T06:00:00Z, SHORT)}}   0 B   0.0%",
 		"11 Teams scanned: 7 measured, 1 with unknown quota, 1 with no drive yet, 1 forbidden, 1 failed.",
@@ -464,8 +444,8 @@ func TestPlainTextChoiceButtons(t *testing.T) {
 	want := strings.Join([]string{
 		"2 Teams match “library”",
 		"Select the Team you mean.",
-		"[The Library · 3f2a9c1e · 1.52 TiB]",
-		"[The Library · 7b0d4e22 · 300 GiB]",
+		"[The Library · 3f2a9c1e · 1.5 TiB]",
+		"[The Library · 7b0d4e22 · 300.0 GiB]",
 	}, "\n")
 	if got != want {
 		t.Errorf("PlainText:\n%s\nwant:\n%s", got, want)
@@ -588,6 +568,19 @@ func hugeResult(count int) *scanner.Result {
 	return r
 }
 
+// manySites returns t measured with count private channel sites named
+// name.
+func manySites(t scanner.TeamUsage, count int, name string) scanner.TeamUsage {
+	t.Sites = []scanner.SiteUsage{{Kind: scanner.SiteMain, Outcome: scanner.OutcomeMeasured, Quota: t.Quota}}
+	for i := range count {
+		t.Sites = append(t.Sites, scanner.SiteUsage{
+			Kind: scanner.SiteChannel, ChannelID: fmt.Sprint(i), ChannelName: name, MembershipType: "private",
+			Outcome: scanner.OutcomeFailed, Reason: name,
+		})
+	}
+	return t
+}
+
 func TestCardsStayUnderSizeLimit(t *testing.T) {
 	r := hugeResult(2000)
 	longText := strings.Repeat("<&> ", 20_000)
@@ -602,6 +595,9 @@ func TestCardsStayUnderSizeLimit(t *testing.T) {
 		wantMore string
 	}{
 		{"top", Top(r, 2000), "more measured Teams"},
+		{"top page", TopPage(r, TopOptions{N: 2000, Offset: 10, Paging: true, Owners: map[string][]string{r.Teams[10].Team.ID: {longText, longText}}}), "more measured Teams"},
+		{"summary", Summary(r, SummaryDetails{QuotaHint: longText}), ""},
+		{"usage detail", UsageDetail(manySites(r.Teams[0], 3000, longText), r, UsageDetails{OwnersKnown: true, Owners: strings.Fields(strings.Repeat("Owner ", 100))}), "more sites"},
 		{"choice", Choice(longText, r.Teams), "more. Send more of the name"},
 		{"help", Help(many), "more commands"},
 		{"message", Message(longText, longText), ""},
@@ -618,6 +614,178 @@ func TestCardsStayUnderSizeLimit(t *testing.T) {
 			}
 			if text := plainText(t, tt.card); tt.wantMore != "" && !strings.Contains(text, tt.wantMore) {
 				t.Errorf("card has no truncation line with %q", tt.wantMore)
+			}
+		})
+	}
+}
+
+func TestTopPaging(t *testing.T) {
+	r := hugeResult(25)
+	tests := []struct {
+		name       string
+		opts       TopOptions
+		wantTitle  string
+		wantFirst  string
+		wantData   []SubmitData
+		wantNoMore bool
+	}{
+		{
+			name:      "first page",
+			opts:      TopOptions{N: 10, Paging: true},
+			wantTitle: "Top 10 Teams by storage",
+			wantFirst: "1. ",
+			wantData:  []SubmitData{{Cmd: CmdTop, N: 10, Offset: 10}},
+		},
+		{
+			name:      "middle page",
+			opts:      TopOptions{N: 10, Offset: 10, Paging: true},
+			wantTitle: "Teams ranked 11 to 20 by storage",
+			wantFirst: "11. ",
+			wantData:  []SubmitData{{Cmd: CmdTop, N: 10}, {Cmd: CmdTop, N: 10, Offset: 20}},
+		},
+		{
+			name:       "last page",
+			opts:       TopOptions{N: 10, Offset: 20, Paging: true},
+			wantTitle:  "Teams ranked 21 to 25 by storage",
+			wantFirst:  "21. ",
+			wantData:   []SubmitData{{Cmd: CmdTop, N: 10, Offset: 10}},
+			wantNoMore: true,
+		},
+		{
+			name:       "offset past the end shows the last page",
+			opts:       TopOptions{N: 10, Offset: 400, Paging: true},
+			wantTitle:  "Teams ranked 16 to 25 by storage",
+			wantFirst:  "16. ",
+			wantData:   []SubmitData{{Cmd: CmdTop, N: 10, Offset: 5}},
+			wantNoMore: true,
+		},
+		{
+			name:      "no paging",
+			opts:      TopOptions{N: 10},
+			wantTitle: "Top 10 Teams by storage",
+			wantFirst: "1. ",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := json.Marshal(TopPage(r, tt.opts))
+			if err != nil {
+				t.Fatalf("marshal card: %v", err)
+			}
+			var card struct {
+				Body []json.RawMessage `json:"body"`
+			}
+			if err := json.Unmarshal(raw, &card); err != nil {
+				t.Fatalf("decode card: %v", err)
+			}
+			if !strings.Contains(string(card.Body[0]), tt.wantTitle) {
+				t.Errorf("title = %s, want %q", card.Body[0], tt.wantTitle)
+			}
+			if !strings.Contains(plainText(t, TopPage(r, tt.opts)), "\n"+tt.wantFirst) {
+				t.Errorf("card has no row starting with %q", tt.wantFirst)
+			}
+
+			var got []SubmitData
+			for _, element := range card.Body {
+				var set struct {
+					Type    string `json:"type"`
+					Actions []struct {
+						Data SubmitData `json:"data"`
+					} `json:"actions"`
+				}
+				if json.Unmarshal(element, &set) == nil && set.Type == "ActionSet" {
+					for _, a := range set.Actions {
+						got = append(got, a.Data)
+					}
+				}
+			}
+			if !reflect.DeepEqual(got, tt.wantData) {
+				t.Errorf("paging buttons send %+v, want %+v", got, tt.wantData)
+			}
+			if more := strings.Contains(plainText(t, TopPage(r, tt.opts)), "more measured"); more == tt.wantNoMore {
+				t.Errorf("card has a truncation line: %v, want %v", more, !tt.wantNoMore)
+			}
+		})
+	}
+}
+
+func TestTopOwnersLine(t *testing.T) {
+	r := sampleResult()
+	text := plainText(t, TopPage(r, TopOptions{N: 10, Owners: map[string][]string{
+		libraryID:                              {"Adele Vance"},
+		otherLibraryID:                         {},
+		"e1e1e1e1-0000-4000-8000-000000000005": {"A", "B", "C", "D", "E"},
+	}}))
+	for _, want := range []string{"Owner: Adele Vance", "No owner", "Owners: A, B, C and 2 more"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("card text has no %q:\n%s", want, text)
+		}
+	}
+	if got := strings.Count(strings.ToLower(text), "owner"); got != 3 {
+		t.Errorf("card has %d owners lines, want 3, one per Team in the owners map:\n%s", got, text)
+	}
+}
+
+func TestSummaryFacts(t *testing.T) {
+	r := sampleResult()
+	tests := []struct {
+		name    string
+		details SummaryDetails
+		want    []string
+	}{
+		{
+			name:    "with quota and history",
+			details: SummaryDetails{TenantQuota: 25 * tib, WeekChange: Change{Known: true, Bytes: 5 * gib}},
+			want: []string{
+				"Used: 1.9 TiB by 7 measured Teams",
+				"Tenant quota: 7.4% of 25.0 TiB",
+				"Change over 7 days: +5.0 GiB",
+				"Recycle bins: 95.2 GiB reclaimable",
+				"Quota state: 3 normal, 1 nearing the limit, 1 critical, 1 exceeded, 1 not reported",
+				"Not measured: 1 with unknown quota, 1 with no drive yet, 1 forbidden, 1 failed",
+				"1. The Library (3f2a9c1e, 1 of 2)",
+				"2. The Library (7b0d4e22, 2 of 2)",
+				"3. O'Brien's",
+				"[Top 10]",
+			},
+		},
+		{
+			name:    "without quota or history",
+			details: SummaryDetails{QuotaHint: "Set STORAGEBOT_TENANT_QUOTA to see the share."},
+			want: []string{
+				"Tenant quota: Set STORAGEBOT_TENANT_QUOTA to see the share.",
+				"Change over 7 days: not known yet: no scan from then",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := plainText(t, Summary(r, tt.details))
+			for _, want := range tt.want {
+				if !strings.Contains(text, want) {
+					t.Errorf("card text has no %q:\n%s", want, text)
+				}
+			}
+		})
+	}
+}
+
+func TestProgressText(t *testing.T) {
+	tests := []struct {
+		name     string
+		progress ScanProgress
+		want     string
+	}{
+		{"counts and estimate", ScanProgress{Running: true, Done: 312, Discovered: 535, Remaining: 1600 * time.Millisecond}, "312 of 535 Teams, about 2 s left."},
+		{"no estimate yet", ScanProgress{Running: true, Done: 0, Discovered: 100}, "0 of 100 Teams."},
+		{"scan elsewhere", ScanProgress{Elapsed: 2400 * time.Millisecond}, "Waiting for the scan, 2 s so far."},
+		{"listing not started", ScanProgress{Running: true, Elapsed: 100 * time.Millisecond}, "Waiting for the scan, 1 s so far."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := plainText(t, Progress("Scanning", tt.progress))
+			if !strings.Contains(text, tt.want) {
+				t.Errorf("card text has no %q:\n%s", tt.want, text)
 			}
 		})
 	}
@@ -653,9 +821,9 @@ func TestUsageFacts(t *testing.T) {
 			name: "measured twin",
 			team: teamByID(t, r, libraryID),
 			want: []string{
-				"Used: 1.52 TiB (6.1% of quota)", "Total: 25.0 TiB", "Remaining: 23.5 TiB",
+				"Used: 1.5 TiB (6.1% of quota)", "Total: 25.0 TiB", "Remaining: 23.5 TiB",
 				"Recycle bin: 77.8 GiB", "Quota state: Critical", "Rank: 1 of 7 measured Teams",
-				"Share: 81.7% of 1.86 TiB used by all measured Teams", "Short id: 3f2a9c1e",
+				"Share: 81.7% of 1.9 TiB used by all measured Teams", "Short id: 3f2a9c1e",
 				"Same name: 1 of 2 Teams named The Library", "Scanned: 2026-05-04 07:30 UTC",
 			},
 			not: []string{"Outcome:", "Reason:"},

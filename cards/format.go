@@ -27,59 +27,12 @@ const shortIDLength = 8
 // barCells is the width of a usage bar in monospace character cells.
 const barCells = 8
 
-// binaryUnits are the IEC units that FormatBytes steps through, 1024 apart.
-var binaryUnits = []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-
 // markdownPunctuation is every character that Escape prefixes with a
 // backslash. CommonMark lets any ASCII punctuation be escaped this way, and
 // these are the ones that start emphasis, links, lists, headings, code,
 // HTML, entities, strikethrough, tables, or Adaptive Card {{DATE()}} and
 // {{TIME()}} functions.
 const markdownPunctuation = "\\*_[]()#`+-.!<>~|&{}"
-
-// FormatBytes formats n bytes in binary units with three significant digits,
-// for example "0 B", "812 MiB" or "1.52 TiB".
-func FormatBytes(n int64) string {
-	// uint64(-n) is also right for math.MinInt64, whose negation wraps to
-	// itself and converts to 2^63.
-	magnitude := uint64(n)
-	sign := ""
-	if n < 0 {
-		magnitude = uint64(-n)
-		sign = "-"
-	}
-	if magnitude < 1024 {
-		return sign + strconv.FormatUint(magnitude, 10) + " B"
-	}
-
-	value := float64(magnitude)
-	unit := 0
-	for value >= 1024 && unit < len(binaryUnits)-1 {
-		value /= 1024
-		unit++
-	}
-
-	digits := threeSignificant(value)
-	if digits == "1024" && unit < len(binaryUnits)-1 {
-		// 1023.6 KiB rounds up to the next unit, not to "1024 KiB".
-		digits = threeSignificant(value / 1024)
-		unit++
-	}
-	return sign + digits + " " + binaryUnits[unit]
-}
-
-// threeSignificant formats v, which is in [1, 1024), with three significant
-// digits, or four for values from 1000 up.
-func threeSignificant(v float64) string {
-	switch {
-	case v >= 99.95:
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	case v >= 9.995:
-		return strconv.FormatFloat(v, 'f', 1, 64)
-	default:
-		return strconv.FormatFloat(v, 'f', 2, 64)
-	}
-}
 
 // Escape makes s safe to put into TextBlock text or a Fact title or value,
 // which Teams renders as a Markdown subset. It puts a backslash before every

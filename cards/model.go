@@ -24,7 +24,7 @@ type Element interface {
 	isElement()
 }
 
-// Action is a card action. ActionSubmit is the only one storagebot sends.
+// Action is a card action: ActionSubmit or ActionOpenURL.
 type Action interface {
 	isAction()
 }
@@ -234,13 +234,36 @@ func (a ActionSubmit) MarshalJSON() ([]byte, error) {
 }
 
 // SubmitData is the value of every Action.Submit that storagebot sends.
+// N and Offset page through the top command's ranking.
 type SubmitData struct {
 	Cmd    string `json:"cmd"`
 	TeamID string `json:"teamId,omitempty"`
+	N      int    `json:"n,omitempty"`
+	Offset int    `json:"offset,omitempty"`
 }
 
-// CmdUsage is the SubmitData command that requests one Team's usage card.
-const CmdUsage = "usage"
+// SubmitData commands.
+const (
+	// CmdUsage requests one Team's usage card.
+	CmdUsage = "usage"
+	// CmdTop requests a page of the ranking.
+	CmdTop = "top"
+)
+
+// ActionOpenURL opens URL in the browser.
+type ActionOpenURL struct {
+	Title string `json:"title,omitempty"`
+	URL   string `json:"url"`
+}
+
+// MarshalJSON writes the action with its type.
+func (a ActionOpenURL) MarshalJSON() ([]byte, error) {
+	type plain ActionOpenURL
+	return json.Marshal(struct {
+		Type string `json:"type"`
+		plain
+	}{"Action.OpenUrl", plain(a)})
+}
 
 // CardAttachment is a Bot Framework attachment that carries a card.
 type CardAttachment struct {
@@ -259,4 +282,5 @@ func (Container) isElement() {}
 func (FactSet) isElement()   {}
 func (ActionSet) isElement() {}
 
-func (ActionSubmit) isAction() {}
+func (ActionSubmit) isAction()  {}
+func (ActionOpenURL) isAction() {}

@@ -48,6 +48,25 @@ var outcomeLabels = []struct {
 	{scanner.OutcomeFailed, "failed"},
 }
 
+// maxOwnerNames is how many owner names a Top row lists before it counts
+// the rest.
+const maxOwnerNames = 3
+
+// TopOptions selects the page of a Top card and what its rows show.
+type TopOptions struct {
+	// N is the number of rows; below 1 means DefaultTopRows.
+	N int
+	// Offset is how many measured Teams rank above the first row.
+	Offset int
+	// Paging adds "Previous N" and "Next N" buttons, which send
+	// SubmitData{Cmd: CmdTop, N: n, Offset: offset}.
+	Paging bool
+	// Owners maps a Team id to its owners' display names. A Team in the
+	// map with no names is flagged "No owner". A Team missing from the map
+	// gets no owners line, for example because its lookup failed.
+	Owners map[string][]string
+}
+
 // Top builds the "top N Teams" card: the N Teams that use the most storage,
 // largest first, with their size, their share of the total used by all
 // measured Teams and a bar of that share. Only measured Teams are ranked, and
@@ -56,9 +75,17 @@ var outcomeLabels = []struct {
 // more" line. A click on a row sends SubmitData{Cmd: CmdUsage, TeamID: id}.
 // n below 1 means DefaultTopRows.
 func Top(r *scanner.Result, n int) AdaptiveCard {
+	return TopPage(r, TopOptions{N: n})
+}
+
+// TopPage builds the Top card for one page of the ranking, with the owners
+// line of each row and the paging buttons that opts ask for. An Offset past
+// the last measured Team shows the last page.
+func TopPage(r *scanner.Result, opts TopOptions) AdaptiveCard {
 	if r == nil {
 		return Message("No scan yet", "Storage has not been scanned yet. Try again in a few minutes.")
 	}
+	n := opts.N
 	if n < 1 {
 		n = DefaultTopRows
 	}
@@ -66,32 +93,86 @@ func Top(r *scanner.Result, n int) AdaptiveCard {
 	teams := slices.Clone(r.Teams)
 	scanner.SortTeams(teams)
 	measured := teams[:r.Count(scanner.OutcomeMeasured)]
+	offset := max(0, opts.Offset)
+	if offset >= len(measured) {
+		offset = max(0, len(measured)-n)
+	}
 	total := r.TotalUsed()
 	twins := sameNameIndex(r.Teams)
 
-	rows := make([]Element, 0, min(n, len(measured)))
-	for i, t := range measured[:min(n, len(measured))] {
-		rows = append(rows, topRow(i+1, t, total, twins[t.Team.ID]))
+	page := measured[offset:min(offset+n, len(measured))]
+	rows := make([]Element, 0, len(page))
+	for i, t := range page {
+		row := topRow(offset+i+1, t, total, twins[t.Team.ID])
+		if owners, ok := opts.Owners[t.Team.ID]; ok {
+			row.Columns[0].Items = append(row.Columns[0].Items, ownersLine(owners))
+		}
+		rows = append(rows, row)
 	}
 
 	return fitCard(len(rows), func(shown int) AdaptiveCard {
-		body := topHead(r, shown, total)
+		body := topHead(r, offset, shown, total)
 		body = append(body, rows[:shown]...)
-		body = append(body, topTail(r, len(measured)-shown)...)
+		if opts.Paging {
+			body = append(body, pagingButtons(n, offset, shown, len(measured))...)
+		}
+		body = append(body, topTail(r, len(measured)-offset-shown)...)
 		return AdaptiveCard{Body: body}
 	})
 }
 
+// ownersLine lists the owners of a Team, or flags a Team without one.
+func ownersLine(owners []string) TextBlock {
+	if len(owners) == 0 {
+		return TextBlock{Text: "No owner", Color: "Attention", Weight: "Bolder", Size: "Small", Wrap: true, Spacing: "None"}
+	}
+	names := make([]string, 0, maxOwnerNames)
+	for _, o := range owners[:min(len(owners), maxOwnerNames)] {
+		names = append(names, Escape(clip(o, maxTitleRunes)))
+	}
+	text := plural(len(owners), "Owner: ", "Owners: ") + strings.Join(names, ", ")
+	if more := len(owners) - len(names); more > 0 {
+		text += fmt.Sprintf(" and %d more", more)
+	}
+	return TextBlock{Text: text, IsSubtle: true, Size: "Small", Wrap: true, Spacing: "None"}
+}
+
+// pagingButtons returns the "Previous" and "Next" buttons of a page that
+// starts at offset and shows shown of the measured Teams.
+func pagingButtons(n, offset, shown, measured int) []Element {
+	var actions []Action
+	if offset > 0 {
+		previous := max(0, offset-n)
+		actions = append(actions, ActionSubmit{
+			Title: fmt.Sprintf("Previous %d", offset-previous),
+			Data:  SubmitData{Cmd: CmdTop, N: n, Offset: previous},
+		})
+	}
+	if next := offset + shown; shown > 0 && next < measured {
+		actions = append(actions, ActionSubmit{
+			Title: fmt.Sprintf("Next %d", min(n, measured-next)),
+			Data:  SubmitData{Cmd: CmdTop, N: n, Offset: next},
+		})
+	}
+	if len(actions) == 0 {
+		return nil
+	}
+	return []Element{ActionSet{Actions: actions, Spacing: "Medium"}}
+}
+
 // topHead returns the title, the summary line and the column headers.
-func topHead(r *scanner.Result, rowCount int, total int64) []Element {
+func topHead(r *scanner.Result, offset, rowCount int, total int64) []Element {
 	title := fmt.Sprintf("Top %d Teams by storage", rowCount)
-	if rowCount == 1 {
+	switch {
+	case offset > 0 && rowCount > 0:
+		title = fmt.Sprintf("Teams ranked %d to %d by storage", offset+1, offset+rowCount)
+	case rowCount == 1:
 		title = "Top Team by storage"
 	}
 
 	measured := r.Count(scanner.OutcomeMeasured)
 	summary := fmt.Sprintf("%s used by %d measured %s · scanned %s",
-		FormatBytes(total), measured, plural(measured, "Team", "Teams"), scanTime(r))
+		scanner.FormatBytes(total), measured, plural(measured, "Team", "Teams"), scanTime(r))
 
 	head := []Element{
 		TextBlock{Text: title, Weight: "Bolder", Size: "Medium", Wrap: true},
@@ -129,7 +210,7 @@ func topRow(rank int, t scanner.TeamUsage, total int64, twin sameName) ColumnSet
 	}
 	nameItems := []Element{TextBlock{Text: name, Wrap: true}}
 	if sites := measuredChannelSites(t); sites > 0 {
-		note := fmt.Sprintf("incl. %s in %d channel %s", FormatBytes(t.ChannelUsed()), sites, plural(sites, "site", "sites"))
+		note := fmt.Sprintf("incl. %s in %d channel %s", scanner.FormatBytes(t.ChannelUsed()), sites, plural(sites, "site", "sites"))
 		nameItems = append(nameItems, TextBlock{Text: note, IsSubtle: true, Size: "Small", Wrap: true, Spacing: "None"})
 	}
 
@@ -138,7 +219,7 @@ func topRow(rank int, t scanner.TeamUsage, total int64, twin sameName) ColumnSet
 		SelectAction: ActionSubmit{Title: "Show usage", Data: SubmitData{Cmd: CmdUsage, TeamID: t.Team.ID}},
 		Columns: []Column{
 			{Width: Weight(nameWeight), Items: nameItems},
-			{Width: Weight(usedWeight), Items: []Element{TextBlock{Text: FormatBytes(used), HorizontalAlignment: "Right"}}},
+			{Width: Weight(usedWeight), Items: []Element{TextBlock{Text: scanner.FormatBytes(used), HorizontalAlignment: "Right"}}},
 			{Width: Weight(shareWeight), Items: []Element{TextBlock{Text: formatShare(used, total), HorizontalAlignment: "Right"}}},
 			{Width: Weight(barWeight), Items: bar},
 		},

@@ -21,13 +21,44 @@ var outcomeExplanations = map[scanner.Outcome]string{
 	scanner.OutcomeFailed:    "Reading this Team's drive failed.",
 }
 
+// UsageDetails are the facts about a Team that its scan does not carry.
+type UsageDetails struct {
+	// OwnersKnown tells whether Owners was read. When it is false the card
+	// has no owners line.
+	OwnersKnown bool
+	// Owners are the display names of the Team's owners. An empty list
+	// with OwnersKnown flags the Team as having no owner.
+	Owners []string
+	// Changes are the Team's change in used bytes over past periods, for
+	// example 7 and 30 days, in the order the card lists them.
+	Changes []Change
+}
+
+// Change is the change in used bytes since a past scan.
+type Change struct {
+	// Days is the length of the period.
+	Days int
+	// Known is false when no scan is that old or the Team was not
+	// measured in it.
+	Known bool
+	// Bytes is the growth, negative for a shrink.
+	Bytes int64
+}
+
 // Usage builds the card for one Team: used, total, remaining and recycle bin
 // bytes, the quota state, its rank and share among measured Teams, and its
 // short id. A Team with private or shared channel sites shows its total over
-// all sites, the main site's quota, and one line per channel site. For a Team that was not measured it shows the outcome and its
-// reason in place of the quota. r supplies the rank, the share, same-named
-// Teams and the scan time; with a nil r those are left out.
+// all sites, the main site's quota, and a breakdown with one line per site.
+// For a Team that was not measured it shows the outcome and its reason in
+// place of the quota. r supplies the rank, the share, same-named Teams and
+// the scan time; with a nil r those are left out.
 func Usage(t scanner.TeamUsage, r *scanner.Result) AdaptiveCard {
+	return UsageDetail(t, r, UsageDetails{})
+}
+
+// UsageDetail builds the Usage card with the owners and changes of d.
+// Sites that do not fit under MaxCardBytes are left out and counted.
+func UsageDetail(t scanner.TeamUsage, r *scanner.Result, d UsageDetails) AdaptiveCard {
 	body := []Element{
 		TextBlock{Text: Escape(displayName(t.Team)), Weight: "Bolder", Size: "Large", Wrap: true},
 	}
@@ -42,6 +73,10 @@ func Usage(t scanner.TeamUsage, r *scanner.Result) AdaptiveCard {
 			facts = append(facts, Fact{Title: "Reason", Value: Escape(clip(t.Reason, maxReasonRunes))})
 		}
 	}
+	facts = append(facts, changeFacts(d.Changes)...)
+	if d.OwnersKnown {
+		facts = append(facts, ownersFact(d.Owners))
+	}
 
 	facts = append(facts, Fact{Title: "Short id", Value: Escape(shortID(t.Team.ID))})
 	if r != nil {
@@ -51,20 +86,72 @@ func Usage(t scanner.TeamUsage, r *scanner.Result) AdaptiveCard {
 		}
 		facts = append(facts, Fact{Title: "Scanned", Value: scanTime(r)})
 	}
-
 	body = append(body, FactSet{Facts: facts, Spacing: "Medium"})
-	if channels := channelFacts(t); len(channels) > 0 {
-		body = append(body,
-			TextBlock{Text: "Channel sites", Weight: "Bolder", Wrap: true, Spacing: "Medium"},
-			FactSet{Facts: channels, Spacing: "Small"},
-		)
-	}
-	return AdaptiveCard{Body: body}
+
+	sites := siteFacts(t)
+	return fitCard(len(sites), func(k int) AdaptiveCard {
+		full := slices.Clone(body)
+		if k > 0 {
+			full = append(full,
+				TextBlock{Text: "Sites", Weight: "Bolder", Wrap: true, Spacing: "Medium"},
+				FactSet{Facts: sites[:k], Spacing: "Small"},
+			)
+		}
+		if omitted := len(sites) - k; omitted > 0 {
+			text := fmt.Sprintf("… and %d more %s", omitted, plural(omitted, "site", "sites"))
+			full = append(full, TextBlock{Text: text, IsSubtle: true, Wrap: true})
+		}
+		return AdaptiveCard{Body: full}
+	})
 }
 
-// channelFacts returns one fact per private or shared channel site: its
-// used bytes and recycle bin, or why it was not measured.
-func channelFacts(t scanner.TeamUsage) []Fact {
+// changeFacts returns one fact per period, such as "+1.5 GiB".
+func changeFacts(changes []Change) []Fact {
+	facts := make([]Fact, 0, len(changes))
+	for _, c := range changes {
+		value := "not known yet: no scan from then"
+		if c.Known {
+			value = signedBytes(c.Bytes)
+		}
+		facts = append(facts, Fact{Title: fmt.Sprintf("Change over %d days", c.Days), Value: value})
+	}
+	return facts
+}
+
+// ownersFact lists a Team's owners, or flags a Team without one.
+func ownersFact(owners []string) Fact {
+	if len(owners) == 0 {
+		return Fact{Title: "Owners", Value: "No owner"}
+	}
+	names := make([]string, 0, len(owners))
+	for _, o := range owners[:min(len(owners), maxChoiceButtons)] {
+		names = append(names, Escape(clip(o, maxTitleRunes)))
+	}
+	value := strings.Join(names, ", ")
+	if more := len(owners) - len(names); more > 0 {
+		value += fmt.Sprintf(" and %d more", more)
+	}
+	return Fact{Title: "Owners", Value: value}
+}
+
+// signedBytes formats a change in bytes with its sign, for example
+// "+1.5 GiB", "-200 B" or "no change".
+func signedBytes(n int64) string {
+	switch {
+	case n > 0:
+		return "+" + scanner.FormatBytes(n)
+	case n < 0:
+		return scanner.FormatBytes(n)
+	}
+	return "no change"
+}
+
+// siteFacts returns the breakdown by site of a Team with private or
+// shared channels: the main site, then one fact per channel site with its
+// used bytes and recycle bin, or why it was not measured. A Team without
+// channel sites gets none, because its quota facts already cover its
+// only site.
+func siteFacts(t scanner.TeamUsage) []Fact {
 	var facts []Fact
 	for _, s := range t.Sites {
 		if s.Kind != scanner.SiteChannel {
@@ -74,27 +161,39 @@ func channelFacts(t scanner.TeamUsage) []Fact {
 		if s.MembershipType != "" {
 			title += " (" + Escape(s.MembershipType) + ")"
 		}
-		var value string
-		switch s.Outcome {
-		case scanner.OutcomeMeasured:
-			value = FormatBytes(s.Quota.Used) + ", recycle bin " + FormatBytes(s.Quota.Deleted)
-			if s.Quota.State != "" && s.Quota.State != "normal" {
-				value += ", " + Escape(quotaState(s.Quota.State))
-			}
-		case scanner.OutcomeNoDrive:
-			value = "not provisioned"
-		default:
-			value = Escape(outcomeLabel(s.Outcome))
-			if s.Reason != "" {
-				value += ": " + Escape(clip(s.Reason, maxReasonRunes))
-			}
-		}
-		facts = append(facts, Fact{Title: title, Value: value})
+		facts = append(facts, Fact{Title: title, Value: siteValue(s)})
 	}
 	if t.ChannelsReason != "" {
 		facts = append(facts, Fact{Title: "Not listed", Value: Escape(clip(t.ChannelsReason, maxReasonRunes))})
 	}
-	return facts
+	if len(facts) == 0 {
+		return nil
+	}
+
+	main := Fact{Title: "Main site", Value: Escape(outcomeLabel(t.Outcome))}
+	if t.Outcome == scanner.OutcomeMeasured {
+		main.Value = siteValue(scanner.SiteUsage{Outcome: t.Outcome, Quota: t.Quota})
+	}
+	return append([]Fact{main}, facts...)
+}
+
+// siteValue is one site's used bytes and recycle bin, or its outcome.
+func siteValue(s scanner.SiteUsage) string {
+	switch s.Outcome {
+	case scanner.OutcomeMeasured:
+		value := scanner.FormatBytes(s.Quota.Used) + ", recycle bin " + scanner.FormatBytes(s.Quota.Deleted)
+		if s.Quota.State != "" && s.Quota.State != "normal" {
+			value += ", " + Escape(quotaState(s.Quota.State))
+		}
+		return value
+	case scanner.OutcomeNoDrive:
+		return "not provisioned"
+	}
+	value := Escape(outcomeLabel(s.Outcome))
+	if s.Reason != "" {
+		value += ": " + Escape(clip(s.Reason, maxReasonRunes))
+	}
+	return value
 }
 
 // measuredChannelSites counts the measured channel sites of t.
@@ -112,27 +211,27 @@ func measuredChannelSites(t scanner.TeamUsage) int {
 // not nil, its rank and share.
 func measuredFacts(t scanner.TeamUsage, r *scanner.Result) []Fact {
 	q := t.Quota
-	used := FormatBytes(q.Used)
+	used := scanner.FormatBytes(q.Used)
 	if q.Total > 0 {
 		used += " (" + formatShare(q.Used, q.Total) + " of quota)"
 	}
 
 	facts := []Fact{
 		{Title: "Used", Value: used},
-		{Title: "Total", Value: FormatBytes(q.Total)},
-		{Title: "Remaining", Value: FormatBytes(q.Remaining)},
-		{Title: "Recycle bin", Value: FormatBytes(q.Deleted)},
+		{Title: "Total", Value: scanner.FormatBytes(q.Total)},
+		{Title: "Remaining", Value: scanner.FormatBytes(q.Remaining)},
+		{Title: "Recycle bin", Value: scanner.FormatBytes(q.Deleted)},
 		{Title: "Quota state", Value: Escape(quotaState(q.State))},
 	}
 	if sites := measuredChannelSites(t); sites > 0 {
 		// The quota belongs to the main site, and each channel site has a
 		// quota of its own, so the total gets a line apart.
 		facts = []Fact{
-			{Title: "Used", Value: fmt.Sprintf("%s in %d sites", FormatBytes(t.TotalUsed()), sites+1)},
+			{Title: "Used", Value: fmt.Sprintf("%s in %d sites", scanner.FormatBytes(t.TotalUsed()), sites+1)},
 			{Title: "Main site", Value: used},
-			{Title: "Main site quota", Value: FormatBytes(q.Total)},
-			{Title: "Remaining", Value: FormatBytes(q.Remaining)},
-			{Title: "Recycle bin", Value: FormatBytes(t.TotalDeleted()) + " in all sites"},
+			{Title: "Main site quota", Value: scanner.FormatBytes(q.Total)},
+			{Title: "Remaining", Value: scanner.FormatBytes(q.Remaining)},
+			{Title: "Recycle bin", Value: scanner.FormatBytes(t.TotalDeleted()) + " in all sites"},
 			{Title: "Quota state", Value: Escape(quotaState(q.State))},
 		}
 	}
@@ -144,7 +243,7 @@ func measuredFacts(t scanner.TeamUsage, r *scanner.Result) []Fact {
 		facts = append(facts, Fact{Title: "Rank", Value: fmt.Sprintf("%d of %d measured %s", rank, measured, plural(measured, "Team", "Teams"))})
 	}
 	total := r.TotalUsed()
-	share := formatShare(t.TotalUsed(), total) + " of " + FormatBytes(total) + " used by all measured Teams"
+	share := formatShare(t.TotalUsed(), total) + " of " + scanner.FormatBytes(total) + " used by all measured Teams"
 	return append(facts, Fact{Title: "Share", Value: share})
 }
 
@@ -242,7 +341,7 @@ func Choice(query string, matches []scanner.TeamUsage) AdaptiveCard {
 func choiceButton(t scanner.TeamUsage) ActionSubmit {
 	size := outcomeLabel(t.Outcome)
 	if t.Outcome == scanner.OutcomeMeasured {
-		size = FormatBytes(t.TotalUsed())
+		size = scanner.FormatBytes(t.TotalUsed())
 	}
 	title := strings.Join([]string{singleLine(displayName(t.Team)), shortID(t.Team.ID), size}, " · ")
 	return ActionSubmit{Title: title, Data: SubmitData{Cmd: CmdUsage, TeamID: t.Team.ID}}

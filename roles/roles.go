@@ -77,12 +77,20 @@ type Resolver struct {
 	adminGroupID string
 
 	admins *cache[bool]
-	owners *cache[map[string]bool]
+	owners *cache[[]Owner]
+}
+
+// Owner is an owner of a group, as Graph lists it.
+type Owner struct {
+	// ID is the user's Entra object id, in lower case.
+	ID          string
+	DisplayName string
 }
 
 // directoryObject is the part of a Graph directoryObject the resolver reads.
 type directoryObject struct {
-	ID string `json:"id"`
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
 }
 
 // New checks cfg and returns a Resolver. It makes no Graph call.
@@ -120,7 +128,7 @@ func New(cfg Config) (*Resolver, error) {
 		now = time.Now
 	}
 	r.admins = newCache[bool](ttl, now)
-	r.owners = newCache[map[string]bool](ttl, now)
+	r.owners = newCache[[]Owner](ttl, now)
 	return r, nil
 }
 
@@ -231,39 +239,48 @@ func (r *Resolver) OwnsTeam(ctx context.Context, userID, teamID string) (bool, e
 	if err := checkID(userID); err != nil {
 		return false, err
 	}
-	if err := checkID(teamID); err != nil {
+
+	owners, err := r.Owners(ctx, teamID)
+	if err != nil {
 		return false, err
 	}
-	if owners, ok := r.owners.get(teamID); ok {
-		return owners[userID], nil
+	for _, o := range owners {
+		if o.ID == userID {
+			return true, nil
+		}
 	}
-
-	path := "/groups/" + url.PathEscape(teamID) + "/owners/microsoft.graph.user?$select=id"
-	owners, err := r.listIDs(ctx, path)
-	if err != nil {
-		return false, fmt.Errorf("list owners of group %s: %w", teamID, err)
-	}
-	r.owners.put(teamID, owners)
-	return owners[userID], nil
+	return false, nil
 }
 
-// listIDs returns the lower-case ids of every object in a collection.
-func (r *Resolver) listIDs(ctx context.Context, path string) (map[string]bool, error) {
-	ids := make(map[string]bool)
+// Owners returns the users who own the group teamID, with their display
+// names, in the order Graph lists them. A group with no owner returns an
+// empty list. Answers are cached for the TTL and shared with OwnsTeam.
+func (r *Resolver) Owners(ctx context.Context, teamID string) ([]Owner, error) {
+	teamID = normalizeID(teamID)
+	if err := checkID(teamID); err != nil {
+		return nil, err
+	}
+	if owners, ok := r.owners.get(teamID); ok {
+		return owners, nil
+	}
+
+	owners := []Owner{}
+	path := "/groups/" + url.PathEscape(teamID) + "/owners/microsoft.graph.user?$select=id,displayName"
 	err := r.graph.ListAll(ctx, path, func(raw json.RawMessage) error {
 		var object directoryObject
 		if err := json.Unmarshal(raw, &object); err != nil {
 			return fmt.Errorf("decode directory object: %w", err)
 		}
 		if id := normalizeID(object.ID); id != "" {
-			ids[id] = true
+			owners = append(owners, Owner{ID: id, DisplayName: object.DisplayName})
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list owners of group %s: %w", teamID, err)
 	}
-	return ids, nil
+	r.owners.put(teamID, owners)
+	return owners, nil
 }
 
 // normalizeID lowers and trims an object id, because Entra compares GUIDs

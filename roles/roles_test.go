@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +44,7 @@ func (g *fakeGraph) ListAll(_ context.Context, path string, each func(json.RawMe
 		return g.err
 	}
 	for _, id := range g.collections[path] {
-		raw, _ := json.Marshal(map[string]string{"@odata.type": "#microsoft.graph.group", "id": id})
+		raw, _ := json.Marshal(map[string]string{"@odata.type": "#microsoft.graph.group", "id": id, "displayName": "Name of " + id})
 		if err := each(raw); err != nil {
 			return err
 		}
@@ -159,10 +160,50 @@ func TestGraphErrorsNotCached(t *testing.T) {
 	}
 }
 
+func TestOwners(t *testing.T) {
+	path := "/groups/" + teamA + "/owners/microsoft.graph.user?$select=id,displayName"
+	g := &fakeGraph{collections: map[string][]string{path: {strings.ToUpper(megan), alex}}}
+	r, now := newTestResolver(t, g, nil)
+	ctx := context.Background()
+
+	want := []Owner{{ID: megan, DisplayName: "Name of " + strings.ToUpper(megan)}, {ID: alex, DisplayName: "Name of " + alex}}
+	for range 2 {
+		got, err := r.Owners(ctx, strings.ToUpper(teamA))
+		if err != nil {
+			t.Fatalf("Owners: %v", err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("Owners = %+v, want %+v", got, want)
+		}
+	}
+	if owns, err := r.OwnsTeam(ctx, megan, teamA); err != nil || !owns {
+		t.Errorf("OwnsTeam after Owners = %v, %v; want true from the shared cache", owns, err)
+	}
+	if calls := g.callCount(path); calls != 1 {
+		t.Errorf("Graph was asked %d times for the owners, want 1 while the answer is cached", calls)
+	}
+
+	*now = now.Add(DefaultTTL)
+	if _, err := r.Owners(ctx, teamA); err != nil {
+		t.Fatalf("Owners after the TTL: %v", err)
+	}
+	if calls := g.callCount(path); calls != 2 {
+		t.Errorf("Graph was asked %d times for the owners, want 2 after the TTL", calls)
+	}
+
+	none, err := r.Owners(ctx, teamB)
+	if err != nil || none == nil || len(none) != 0 {
+		t.Errorf("Owners of a group without owners = %#v, %v; want an empty list", none, err)
+	}
+	if _, err := r.Owners(ctx, "../users"); !errors.Is(err, ErrInvalidID) {
+		t.Errorf("Owners of an invalid id error = %v, want ErrInvalidID", err)
+	}
+}
+
 func TestOwnership(t *testing.T) {
 	g := &fakeGraph{collections: map[string][]string{
-		"/groups/" + teamA + "/owners/microsoft.graph.user?$select=id": {strings.ToUpper(megan)},
-		"/groups/" + teamB + "/owners/microsoft.graph.user?$select=id": {alex},
+		"/groups/" + teamA + "/owners/microsoft.graph.user?$select=id,displayName": {strings.ToUpper(megan)},
+		"/groups/" + teamB + "/owners/microsoft.graph.user?$select=id,displayName": {alex},
 	}}
 	r, _ := newTestResolver(t, g, nil)
 	ctx := context.Background()

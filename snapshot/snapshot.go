@@ -68,7 +68,27 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives scan and lease lines. Nil discards them.
 	Logger *slog.Logger
+	// Hooks, when set, is told whether each Get was served from a fresh
+	// stored snapshot. Nil means none.
+	Hooks Hooks
 }
+
+// Hooks receives a Source's cache events, for example to count them as
+// metrics. Calls come from several goroutines at once and must return
+// quickly.
+type Hooks interface {
+	// CacheHit is called when Get returns a stored snapshot younger than
+	// the TTL.
+	CacheHit()
+	// CacheMiss is called when Get has to wait for a new scan.
+	CacheMiss()
+}
+
+// noHooks is the Hooks of a Source configured without any.
+type noHooks struct{}
+
+func (noHooks) CacheHit()  {}
+func (noHooks) CacheMiss() {}
 
 // Source serves snapshots from the store and scans when none is fresh. It
 // implements bot.Source. Its methods are safe for concurrent use, and the
@@ -88,9 +108,16 @@ type Source struct {
 	pollInterval time.Duration
 	now          func() time.Time
 	logger       *slog.Logger
+	hooks        Hooks
 
 	mu       sync.Mutex
 	inflight *call
+
+	// progressMu guards the progress of the scan this replica runs.
+	progressMu sync.Mutex
+	scanning   bool
+	done       int
+	discovered int
 }
 
 // call is one round of "find or make a snapshot" that every caller in this
@@ -124,6 +151,7 @@ func New(cfg Config) (*Source, error) {
 		pollInterval: positiveOr(cfg.PollInterval, DefaultPollInterval),
 		now:          cfg.Now,
 		logger:       cfg.Logger,
+		hooks:        cfg.Hooks,
 	}
 	if s.holder == "" {
 		s.holder = NewHolder()
@@ -133,6 +161,9 @@ func New(cfg Config) (*Source, error) {
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.hooks == nil {
+		s.hooks = noHooks{}
 	}
 	return s, nil
 }
@@ -150,6 +181,31 @@ func NewHolder() string {
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(random))
 }
 
+// ReportProgress records how far the scan that this replica runs has come:
+// done Teams measured of discovered Teams listed so far. Pass it as
+// scanner.Config.Progress of the scanner behind Config.Scan.
+func (s *Source) ReportProgress(done, discovered int) {
+	s.progressMu.Lock()
+	defer s.progressMu.Unlock()
+	s.done, s.discovered = done, discovered
+}
+
+// ScanProgress returns the counts last reported by the scan that this
+// replica runs, and running false when it runs none, for example while it
+// waits for another replica's scan.
+func (s *Source) ScanProgress() (done, discovered int, running bool) {
+	s.progressMu.Lock()
+	defer s.progressMu.Unlock()
+	return s.done, s.discovered, s.scanning
+}
+
+func (s *Source) setScanning(running bool) {
+	s.progressMu.Lock()
+	defer s.progressMu.Unlock()
+	s.scanning = running
+	s.done, s.discovered = 0, 0
+}
+
 // Holder returns the id that this Source holds leases under.
 func (s *Source) Holder() string {
 	return s.holder
@@ -164,10 +220,12 @@ func (s *Source) Get(ctx context.Context) (*scanner.Result, error) {
 	latest, err := s.store.LatestScan(ctx)
 	switch {
 	case err == nil && !latest.FinishedAt.Before(notBefore):
+		s.hooks.CacheHit()
 		return latest, nil
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return nil, fmt.Errorf("get snapshot: %w", err)
 	}
+	s.hooks.CacheMiss()
 	return s.await(ctx, notBefore)
 }
 
@@ -286,7 +344,9 @@ func (s *Source) scanWithLease(ctx context.Context, c *call) (*scanner.Result, e
 		s.renew(renewCtx)
 	}()
 	s.logger.Info("scan started", "lease", s.leaseName, "holder", s.holder)
+	s.setScanning(true)
 	result, err := s.scan(ctx)
+	s.setScanning(false)
 	stopRenewal()
 	<-renewed
 	if err == nil && result == nil {

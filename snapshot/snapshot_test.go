@@ -368,3 +368,47 @@ func TestGetCallerCancelKeepsScan(t *testing.T) {
 		}
 	})
 }
+
+// The progress that the scanner reports is visible while this replica
+// scans, and cleared when the scan ends.
+func TestScanProgressDuringScan(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st := openStore(t, b)
+		c := &clock{now: baseTime}
+		scan := &fakeScan{clock: c, used: 300, gate: make(chan struct{}), started: make(chan struct{}, 1)}
+		src := newSource(t, st, c, scan, "replica-a")
+
+		if _, _, running := src.ScanProgress(); running {
+			t.Fatal("ScanProgress reports a scan before any started")
+		}
+		refreshed := make(chan error, 1)
+		go func() {
+			_, err := src.Refresh(t.Context())
+			refreshed <- err
+		}()
+		select {
+		case <-scan.started:
+		case <-time.After(testTimeout):
+			t.Fatal("the scan did not start")
+		}
+
+		src.ReportProgress(312, 535)
+		done, discovered, running := src.ScanProgress()
+		if !running || done != 312 || discovered != 535 {
+			t.Errorf("ScanProgress during the scan = %d, %d, %v; want 312, 535, true", done, discovered, running)
+		}
+
+		close(scan.gate)
+		select {
+		case err := <-refreshed:
+			if err != nil {
+				t.Fatalf("Refresh: %v", err)
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("Refresh did not return")
+		}
+		if done, discovered, running := src.ScanProgress(); running || done != 0 || discovered != 0 {
+			t.Errorf("ScanProgress after the scan = %d, %d, %v; want 0, 0, false", done, discovered, running)
+		}
+	})
+}
