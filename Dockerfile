@@ -2,7 +2,9 @@
 #
 # Build:  docker build -t storagebot .
 # Run:    docker run -p 3978:3978 -v storagebot-data:/var/lib/storagebot \
-#           -e MicrosoftAppId=... -e MicrosoftAppPassword=... -e MicrosoftAppTenantId=... storagebot
+#           -e MicrosoftAppType=SingleTenant -e MicrosoftAppId=... \
+#           -e MicrosoftAppPassword=... -e MicrosoftAppTenantId=... storagebot
+# Check:  docker run --rm ... storagebot serve --check
 #
 # Configuration comes only from the environment (the README lists every
 # setting). The SQLite store lives on the /var/lib/storagebot volume; set

@@ -446,8 +446,8 @@ func openConversationStream(ctx context.Context, t *testing.T, baseURL string) <
 }
 
 // waitBotCard returns the Adaptive Card of the first message that the bot
-// sends or updates in conversationID. Other frames, the bot's text-only
-// messages among them, are logged and skipped.
+// sends or updates in conversationID, progress cards aside. Other frames,
+// the bot's text-only messages among them, are logged and skipped.
 func waitBotCard(ctx context.Context, t *testing.T, frames <-chan streamFrame, botID, conversationID string) json.RawMessage {
 	t.Helper()
 
@@ -458,7 +458,7 @@ func waitBotCard(ctx context.Context, t *testing.T, frames <-chan streamFrame, b
 			if !ok {
 				t.Fatalf("conversation websocket closed before the bot replied in %q; skipped frames: %v", conversationID, skipped)
 			}
-			if card, ok := botCard(f, botID, conversationID); ok {
+			if card, ok := botCard(f, botID, conversationID); ok && !isProgressCard(card) {
 				return card
 			}
 			skipped = append(skipped, describeFrame(f))
@@ -501,4 +501,11 @@ func firstRankedRow(cardText string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// isProgressCard reports whether card is a progress card, which the bot
+// sends while an answer takes long and later replaces with the answer.
+func isProgressCard(card json.RawMessage) bool {
+	text, err := cards.PlainText(card)
+	return err == nil && strings.Contains(text, cards.ProgressNote)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/storagebot/storagebot/botauth"
 	"github.com/storagebot/storagebot/connector"
 	"github.com/storagebot/storagebot/entra"
+	"github.com/storagebot/storagebot/metrics"
 	"github.com/storagebot/storagebot/roles"
 	"github.com/storagebot/storagebot/scanner"
 	"github.com/storagebot/storagebot/schedule"
@@ -42,6 +43,8 @@ type app struct {
 	logger    *slog.Logger
 	store     store.Store
 	snapshots *snapshot.Source
+	// scans ends the scans that run when the server stops.
+	scans *scanGuard
 	// stopScheduler ends the scheduler, and schedulerDone closes when it
 	// has returned.
 	stopScheduler context.CancelFunc
@@ -177,20 +180,24 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 	}
 
 	localDevelopment := c.AppID == "" && isLoopback(c.Addr)
-	if c.AppID == "" && !localDevelopment {
-		return nil, fmt.Errorf("missing MicrosoftAppId: inbound auth can be off only on a loopback address, and STORAGEBOT_ADDR is %q; set MicrosoftAppId or listen on 127.0.0.1", c.Addr)
-	}
-	if len(c.TenantIDs) == 0 {
-		return nil, errors.New("missing tenant: set MicrosoftAppTenantId or STORAGEBOT_TENANT_IDS to the tenant the bot serves")
+	if problems := serveProblems(c); len(problems) > 0 {
+		return nil, errors.New(problems[0])
 	}
 
 	gtokens, err := graphTokens(c, httpClient)
 	if err != nil {
 		return nil, err
 	}
-	graphCfg := graphConfig(c, gtokens, httpClient, logger)
+	meters := metrics.New()
+	graphCfg := graphConfig(c, gtokens, withTransport(httpClient, meters.GraphTransport), logger)
 	graphCfg.Pacer = scanner.NewPacer()
-	scan, err := scanner.New(graphCfg)
+	graphCfg.Hooks = meters.GraphHooks()
+	// The scan reports progress to the snapshot source, which is made
+	// below and assigned before any scan can start.
+	var snapshots *snapshot.Source
+	scanCfg := graphCfg
+	scanCfg.Progress = func(done, discovered int) { snapshots.ReportProgress(done, discovered) }
+	scan, err := scanner.New(scanCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +211,7 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 		return nil, err
 	}
 	conn := connector.New(connector.Config{
-		HTTPClient: httpClient,
+		HTTPClient: withTransport(httpClient, meters.ConnectorTransport),
 		Tokens:     ctokens,
 		Logger:     logger.With("component", "connector"),
 	})
@@ -228,14 +235,21 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 		return nil, err
 	}
 	holder := snapshot.NewHolder()
-	snapshots, err := snapshot.New(snapshot.Config{
+	scans := newScanGuard()
+	snapshots, err = snapshot.New(snapshot.Config{
 		Store:    st,
-		Scan:     scan.Scan,
+		Scan:     meters.Scan(scans.wrap(scan.Scan)),
 		TenantID: c.TenantID,
 		Holder:   holder,
 		TTL:      c.ScanTTL,
 		Logger:   logger.With("component", "snapshot"),
+		Hooks:    meters.CacheHooks(),
 	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	digests, err := newDigest(c, st, snapshots, conn, logger)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -244,7 +258,7 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 		Leases: st,
 		Holder: holder,
 		Logger: logger.With("component", "schedule"),
-	}, pruneJob(st, c, time.Now))
+	}, pruneJob(st, c, time.Now), digests.Job())
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -260,6 +274,11 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 		Seen:             seenActivities{store: st, now: time.Now},
 		Roles:            directory,
 		Connector:        conn,
+		History:          history{store: st},
+		TenantQuota:      c.TenantQuota,
+		Export:           exportConfig(c, st, logger),
+		Commands:         []bot.Command{digestCommand(digests)},
+		Installs:         digestInstalls{service: digests},
 	})
 	if err != nil {
 		st.Close()
@@ -270,7 +289,10 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 	engine := gin.New()
 	engine.Use(gin.Recovery())
 	engine.GET("/healthz", func(ctx *gin.Context) { ctx.String(http.StatusOK, "ok\n") })
-	b.Register(engine)
+	ready := &readiness{store: st, tokens: gtokens, logger: logger.With("component", "readiness")}
+	engine.GET("/readyz", ready.handle)
+	engine.GET("/metrics", gin.WrapH(meters.Handler()))
+	b.Register(engine.Group("", meters.Webhook()))
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -281,6 +303,7 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 		logger:        logger,
 		store:         st,
 		snapshots:     snapshots,
+		scans:         scans,
 		schedulerDone: make(chan struct{}),
 		bot:           b,
 		listener:      ln,
@@ -327,19 +350,24 @@ func (a *app) wait(ctx context.Context) error {
 	return shutdownErr
 }
 
-// shutdown stops accepting webhooks, lets requests in flight finish, then
-// waits for background replies, within shutdownGrace in all.
+// shutdown stops accepting webhooks, lets requests in flight finish, cancels
+// running scans, then waits for background replies, within shutdownGrace in
+// all. Replies that waited for a canceled scan get the scan's error.
 func (a *app) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 
 	a.logger.Info("shutting down")
 	httpErr := a.server.Shutdown(ctx)
+	scanErr := a.scans.cancel(ctx)
+	if scanErr != nil {
+		scanErr = fmt.Errorf("wait for canceled scans: %w", scanErr)
+	}
 	botErr := a.bot.Shutdown(ctx)
 	a.stopScheduler()
 	<-a.schedulerDone
 	storeErr := a.store.Close()
-	if err := errors.Join(httpErr, botErr, storeErr); err != nil {
+	if err := errors.Join(httpErr, scanErr, botErr, storeErr); err != nil {
 		return fmt.Errorf("shut down: %w", err)
 	}
 	a.logger.Info("stopped")

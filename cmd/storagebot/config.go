@@ -65,8 +65,16 @@ var settings = []setting{
 	{"DATABASE_URL", "", "PostgreSQL URL, for example postgres://storagebot@db.example.com:5432/storagebot, for several replicas that share one store. Overrides STORAGEBOT_DB_PATH."},
 	{"STORAGEBOT_KEEP_ALL_SCANS", "720h", "How long every completed scan is kept (30 days)."},
 	{"STORAGEBOT_KEEP_WEEKLY_SCANS", "8760h", "How long the last scan of each ISO week is kept (1 year); at least STORAGEBOT_KEEP_ALL_SCANS."},
+	{"STORAGEBOT_DIGEST_CRON", "0 8 * * 1", "When the weekly digest is posted: a five-field cron spec (minute hour day-of-month month day-of-week) or a descriptor such as @weekly, read in STORAGEBOT_DIGEST_TZ. The default is Mondays at 08:00."},
+	{"STORAGEBOT_DIGEST_TZ", "UTC", "IANA time zone of STORAGEBOT_DIGEST_CRON, for example Europe/London; daylight saving time is followed."},
+	{"STORAGEBOT_DIGEST_CATCHUP", "24h", "How late a digest missed while the bot was down is still posted when it starts again (at least 2m)."},
+	{"STORAGEBOT_ALERT_THRESHOLDS", "80,95", "Comma-separated percentages of STORAGEBOT_TENANT_QUOTA; the tenant's used share rising past one posts an alert to the digest channels. Needs STORAGEBOT_TENANT_QUOTA; without it only Team quota states (nearing, critical, exceeded) are announced."},
 	{"STORAGEBOT_LOG_FORMAT", "json", "Log format on stderr: json or text."},
 	{"STORAGEBOT_LOG_LEVEL", "info", "Log level: debug, info, warn or error."},
+	{"STORAGEBOT_TENANT_QUOTA", "", "The tenant's SharePoint storage quota in binary units, for example 25TiB, which Microsoft Graph does not report; the summary command shows the share of it that Teams use."},
+	{"STORAGEBOT_PUBLIC_URL", "http://STORAGEBOT_ADDR", "The bot's public base URL, for example https://storagebot.example.com, that export download links start with."},
+	{"STORAGEBOT_EXPORT_KEY", "", "Secret of at least 32 bytes that signs export download links; replicas must share it. When unset, each process draws a random key, so links stop working when the process restarts and work only on the replica that made them."},
+	{"STORAGEBOT_EXPORT_LINK_TTL", "15m", "How long an export download link works; each link also works only once."},
 }
 
 // Config is every setting of the serve and scan commands, read once.
@@ -108,8 +116,20 @@ type Config struct {
 	KeepAllScans    time.Duration
 	KeepWeeklyScans time.Duration
 
+	// Digest holds the digest and alert settings.
+	Digest digestConfig
+
 	LogFormat string
 	LogLevel  slog.Level
+
+	// TenantQuota is the tenant's storage quota in bytes, 0 when unset.
+	TenantQuota int64
+	// PublicURL is the base of export download links; empty means the
+	// listen address (see publicURL).
+	PublicURL string
+	// ExportKey signs export links; empty means a random key per process.
+	ExportKey     []byte
+	ExportLinkTTL time.Duration
 }
 
 // loadConfig reads the environment. Problems are collected so that the
@@ -204,6 +224,33 @@ func loadConfig(env Env) (Config, error) {
 		problems = append(problems, fmt.Sprintf("STORAGEBOT_KEEP_WEEKLY_SCANS=%s is shorter than STORAGEBOT_KEEP_ALL_SCANS=%s: weekly scans must be kept at least as long as all scans", c.KeepWeeklyScans, c.KeepAllScans))
 	}
 
+	problems = append(problems, loadDigestConfig(&c.Digest, get, env)...)
+
+	quota := get("STORAGEBOT_TENANT_QUOTA", "")
+	if quota != "" {
+		q, err := parseBinaryBytes(quota)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("STORAGEBOT_TENANT_QUOTA=%q is invalid: %v", quota, err))
+		}
+		c.TenantQuota = q
+	}
+	c.PublicURL = strings.TrimRight(get("STORAGEBOT_PUBLIC_URL", ""), "/")
+	if u, err := url.Parse(c.PublicURL); c.PublicURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		problems = append(problems, fmt.Sprintf("STORAGEBOT_PUBLIC_URL=%q is invalid: want an absolute URL such as https://storagebot.example.com", c.PublicURL))
+	}
+	if key := get("STORAGEBOT_EXPORT_KEY", ""); key != "" {
+		if len(key) < minExportKeyBytes {
+			problems = append(problems, fmt.Sprintf("STORAGEBOT_EXPORT_KEY is too short: it has %d bytes, want at least %d, for example from `openssl rand -hex 32`", len(key), minExportKeyBytes))
+		}
+		c.ExportKey = []byte(key)
+	}
+	linkTTL := get("STORAGEBOT_EXPORT_LINK_TTL", "15m")
+	c.ExportLinkTTL, err = time.ParseDuration(linkTTL)
+	if err != nil || c.ExportLinkTTL <= 0 {
+		problems = append(problems, fmt.Sprintf("STORAGEBOT_EXPORT_LINK_TTL=%q is invalid: want a positive duration such as 15m", linkTTL))
+		c.ExportLinkTTL = 15 * time.Minute
+	}
+
 	c.LogFormat = strings.ToLower(get("STORAGEBOT_LOG_FORMAT", "json"))
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		problems = append(problems, fmt.Sprintf("STORAGEBOT_LOG_FORMAT=%q is invalid: want json or text", c.LogFormat))
@@ -214,13 +261,22 @@ func loadConfig(env Env) (Config, error) {
 		problems = append(problems, fmt.Sprintf("STORAGEBOT_LOG_LEVEL=%q is invalid: want debug, info, warn or error", level))
 	}
 
-	if len(problems) == 1 {
-		return c, fmt.Errorf("invalid configuration: %s", problems[0])
-	}
 	if len(problems) > 0 {
-		return c, fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
+		return c, &configError{problems: problems}
 	}
 	return c, nil
+}
+
+// configError lists every invalid setting, one line each.
+type configError struct {
+	problems []string
+}
+
+func (e *configError) Error() string {
+	if len(e.problems) == 1 {
+		return "invalid configuration: " + e.problems[0]
+	}
+	return "invalid configuration:\n  " + strings.Join(e.problems, "\n  ")
 }
 
 // isLoopback reports whether addr ("host:port") can only be reached from this
@@ -301,6 +357,36 @@ func checkMetadataURL(raw string) error {
 		return nil
 	}
 	return errors.New("want https (http is allowed only for a loopback host)")
+}
+
+// minExportKeyBytes is the shortest STORAGEBOT_EXPORT_KEY, as
+// bot.MinExportKeyBytes requires.
+const minExportKeyBytes = 32
+
+// binaryByteUnits are the suffixes parseBinaryBytes accepts, 1024 apart.
+var binaryByteUnits = []struct {
+	suffix string
+	size   float64
+}{
+	{"EiB", 1 << 60}, {"PiB", 1 << 50}, {"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1},
+}
+
+// parseBinaryBytes reads a size such as "25TiB", "1.5 PiB" or "1024" (bytes)
+// in binary units. Decimal units such as TB are rejected rather than
+// guessed, because SharePoint reports storage in binary units.
+func parseBinaryBytes(raw string) (int64, error) {
+	number, size := strings.TrimSpace(raw), 1.0
+	for _, u := range binaryByteUnits {
+		if n, ok := strings.CutSuffix(number, u.suffix); ok {
+			number, size = strings.TrimSpace(n), u.size
+			break
+		}
+	}
+	value, err := strconv.ParseFloat(number, 64)
+	if err != nil || !(value > 0) || value*size >= 1<<63 {
+		return 0, errors.New("want a positive size in binary units such as 25TiB or 512GiB")
+	}
+	return int64(value * size), nil
 }
 
 // splitList splits a comma-separated setting, dropping empty items.

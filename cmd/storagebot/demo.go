@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/storagebot/storagebot/cards"
@@ -25,6 +26,10 @@ production against it, asks the bot "top 10 teams" through its real webhook,
 prints the card it sent back, then keeps serving so that you can chat with it
 from the Microsoft 365 Agents Playground. Inbound auth is off, so the address
 must be a loopback address.`
+
+// maxDemoActivities bounds the activities the self-test reads while it
+// waits for the answer: a progress card, its updates and the answer.
+const maxDemoActivities = 600
 
 // demoTimeout bounds the self-test: the scan of the simulated school plus the
 // reply through the connector.
@@ -93,7 +98,8 @@ func runDemo(ctx context.Context, args []string, env Env, stdout, stderr io.Writ
 		return err
 	}
 	fmt.Fprintf(stdout, "Simulated school tenant %s is up at %s.\n", simtenant.PlaygroundTenantID, sim.URL())
-	fmt.Fprintf(stdout, "Bot webhook: %s/api/messages\n\n", a.URL())
+	fmt.Fprintf(stdout, "Bot webhook: %s/api/messages\n", a.URL())
+	fmt.Fprintf(stdout, "Store: %s (storagebot digest --now --db <this file> posts the digest from it)\n\n", c.DBPath)
 
 	askErr := askTopTeams(ctx, a.URL(), sim, stdout)
 	if askErr != nil || *once {
@@ -152,14 +158,20 @@ func askTopTeams(ctx context.Context, botURL string, sim *simtenant.Tenant, stdo
 	}
 	fmt.Fprintf(stdout, "The webhook answered %d in %s; the scan runs in the background.\n", resp.StatusCode, time.Since(start).Round(time.Millisecond))
 
-	sent, err := sim.WaitActivities(ctx, 1)
-	if err != nil {
-		return fmt.Errorf("wait for the bot's reply: %w", err)
-	}
-	reply := sent[0]
-	text, err := cardText(reply.Body)
-	if err != nil {
-		return err
+	// A scan slower than the bot's progress delay is answered with a
+	// progress card first, which the answer later replaces.
+	var text string
+	for n := 1; n <= maxDemoActivities; n++ {
+		sent, err := sim.WaitActivities(ctx, n)
+		if err != nil {
+			return fmt.Errorf("wait for the bot's reply: %w", err)
+		}
+		if text, err = cardText(sent[n-1].Body); err != nil {
+			return err
+		}
+		if !strings.Contains(text, cards.ProgressNote) {
+			break
+		}
 	}
 	fmt.Fprintf(stdout, "The bot replied after %s with this card:\n\n%s\n", time.Since(start).Round(10*time.Millisecond), text)
 	return nil

@@ -33,6 +33,8 @@ var commands = []command{
 	{"scan", "scan a tenant's Team storage once and print it as CSV, JSON or a table", runScan},
 	{"bench", "measure storagebot and two naive scanners against the simulated tenant", runBench},
 	{"healthcheck", "check that a running server answers /healthz (for container health checks)", runHealthcheck},
+	{"digest", "post this period's weekly storage digest now (--now), or print it (--dry-run)", runDigest},
+	{"manifest", "write the Teams app package (manifest.json and icons) for upload to Teams", runManifest},
 }
 
 func main() {
@@ -44,7 +46,11 @@ func main() {
 
 // run dispatches to a subcommand and returns the process exit status.
 func run(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stdout)
 		return 0
 	}

@@ -100,11 +100,18 @@ func postMessage(t *testing.T, webhook string, sim *simtenant.Tenant, activityID
 	}
 }
 
-// graphRequests counts the Graph requests the sim has answered, whatever the
-// route, so the count stays right when the scanner's requests change.
+// graphRequests counts the Graph requests the sim has answered on every
+// route but the directory's, so the count stays right when the scanner's
+// requests change.
 func graphRequests(sim *simtenant.Tenant) int {
 	n := 0
 	for k, v := range sim.Stats().Requests {
+		switch k.Route {
+		case simtenant.RouteOwners, simtenant.RouteTransitiveMemberOf, simtenant.RouteOwnedObjects:
+			// Role and owner lookups are cached per process, so a new
+			// process repeats them whatever the store holds.
+			continue
+		}
 		if strings.HasPrefix(string(k.Route), "graph.") {
 			n += v
 		}

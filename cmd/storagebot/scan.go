@@ -19,7 +19,7 @@ func runScan(ctx context.Context, args []string, env Env, stdout, stderr io.Writ
 	graphURL := fs.String("graph-url", "", "Graph base URL (default from GRAPH_BASE_URL, else https://graph.microsoft.com/v1.0)")
 	token := fs.String("token", "", "Graph bearer token (default from GRAPH_TOKEN); prefer GRAPH_TOKEN, since flags are visible to other users of the machine")
 	format := fs.String("format", "table", "output format: csv, json or table")
-	concurrency := fs.Int("concurrency", 0, "drive lookups in flight at once, 1 to 64 (default from STORAGEBOT_SCAN_CONCURRENCY, else 8)")
+	concurrency := fs.Int("concurrency", 0, "Graph JSON batches (each of up to 20 drive lookups) in flight at once, 1 to 64 (default from STORAGEBOT_SCAN_CONCURRENCY, else 32)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up on the whole scan after this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
