@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"sort"
 	"strings"
 	"unicode"
 
@@ -19,35 +18,64 @@ var punctuationFold = strings.NewReplacer(
 )
 
 // matchTeams returns the Teams whose display name matches query, ignoring
-// case, accents, apostrophe and dash variants and extra whitespace. Exact
-// matches win over prefix matches, which win over substring matches. The
-// result is sorted by display name, then id.
+// case, accents, apostrophe and dash variants, extra whitespace and leading
+// emoji or symbols. A query of eight or more hex digits also matches the
+// start of a group id, as the cards show it. Exact matches win alone;
+// otherwise prefix matches come before substring matches. Each group is
+// ordered as the scanner orders Teams, largest first, so two Teams that
+// share a name appear in the order their cards number them.
 func matchTeams(teams []scanner.TeamUsage, query string) []scanner.TeamUsage {
 	q := strings.Trim(foldName(query), `"' `)
 	if q == "" {
 		return nil
 	}
+	idQuery := isShortID(q)
 
 	var exact, prefix, substring []scanner.TeamUsage
 	for _, t := range teams {
 		name := foldName(t.Team.DisplayName)
+		bare := trimLeadingSymbols(name)
 		switch {
-		case name == q:
+		case name == q || bare == q || idQuery && strings.HasPrefix(strings.ToLower(t.Team.ID), q):
 			exact = append(exact, t)
-		case strings.HasPrefix(name, q):
+		case strings.HasPrefix(name, q) || strings.HasPrefix(bare, q):
 			prefix = append(prefix, t)
 		case strings.Contains(name, q):
 			substring = append(substring, t)
 		}
 	}
 
-	for _, matches := range [][]scanner.TeamUsage{exact, prefix, substring} {
-		if len(matches) > 0 {
-			sortByName(matches)
-			return matches
+	if len(exact) > 0 {
+		scanner.SortTeams(exact)
+		return exact
+	}
+	scanner.SortTeams(prefix)
+	scanner.SortTeams(substring)
+	return append(prefix, substring...)
+}
+
+// isShortID reports whether q looks like the start of a group id: at least
+// eight hex digits, possibly with dashes.
+func isShortID(q string) bool {
+	digits := 0
+	for _, r := range q {
+		switch {
+		case r >= '0' && r <= '9', r >= 'a' && r <= 'f':
+			digits++
+		case r == '-':
+		default:
+			return false
 		}
 	}
-	return nil
+	return digits >= 8
+}
+
+// trimLeadingSymbols drops emoji, punctuation and spaces before the first
+// letter or digit, so "🎭 Drama Productions" starts with "drama".
+func trimLeadingSymbols(name string) string {
+	return strings.TrimLeftFunc(name, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	})
 }
 
 // foldName returns s in the form names are compared in. It applies
@@ -64,14 +92,4 @@ func foldName(s string) string {
 	}
 	folded := strings.ToLower(punctuationFold.Replace(b.String()))
 	return strings.Join(strings.Fields(folded), " ")
-}
-
-func sortByName(teams []scanner.TeamUsage) {
-	sort.SliceStable(teams, func(i, j int) bool {
-		a, b := teams[i].Team, teams[j].Team
-		if a.DisplayName != b.DisplayName {
-			return a.DisplayName < b.DisplayName
-		}
-		return a.ID < b.ID
-	})
 }
