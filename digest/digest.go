@@ -91,11 +91,15 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives sends, skips and failures. Nil discards them.
 	Logger *slog.Logger
+	// OnSent, when set, is called once for every digest this service posts,
+	// for example to count it in a metric.
+	OnSent func()
 }
 
 // Service posts digests and alerts. Its methods are safe for concurrent
 // use.
 type Service struct {
+	onSent      func()
 	store       Store
 	source      Source
 	connector   Connector
@@ -190,6 +194,7 @@ func New(cfg Config) (*Service, error) {
 	}
 
 	s := &Service{
+		onSent:      cfg.OnSent,
 		store:       cfg.Store,
 		source:      cfg.Source,
 		connector:   cfg.Connector,
@@ -335,6 +340,9 @@ func (s *Service) send(ctx context.Context, period time.Time, targets []Target) 
 	for _, t := range targets {
 		result := s.post(ctx, t, digestKey(period, t.ConversationID), card)
 		report.Results = append(report.Results, result)
+		if result.Outcome == Sent && s.onSent != nil {
+			s.onSent()
+		}
 	}
 	return report, nil
 }

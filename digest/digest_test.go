@@ -150,6 +150,7 @@ type options struct {
 	catchUp     time.Duration
 	thresholds  []float64
 	tenantQuota int64
+	onSent      func()
 }
 
 func newHarness(t *testing.T, url string, conn *fakeConnector, c *clock, o options) *harness {
@@ -181,6 +182,7 @@ func newHarness(t *testing.T, url string, conn *fakeConnector, c *clock, o optio
 		Thresholds:  o.thresholds,
 		TenantQuota: o.tenantQuota,
 		Now:         c.Now,
+		OnSent:      o.onSent,
 	})
 	if err != nil {
 		t.Fatalf("create service: %v", err)
@@ -378,7 +380,8 @@ func TestTickCatchUp(t *testing.T) {
 func TestSendNowIgnoresCatchUp(t *testing.T) {
 	conn := newFakeConnector(t)
 	c := &clock{now: mustTime(t, "2026-03-27T12:00:00Z")}
-	h := newHarness(t, storetest.SQLite(t).URL, conn, c, options{})
+	var hooked int
+	h := newHarness(t, storetest.SQLite(t).URL, conn, c, options{onSent: func() { hooked++ }})
 	h.addTarget(t, "19:general@thread.tacv2")
 	h.saveScan(t, mustTime(t, "2026-03-27T11:00:00Z"), []int64{40}, nil)
 
@@ -402,6 +405,9 @@ func TestSendNowIgnoresCatchUp(t *testing.T) {
 	}
 	if got := len(conn.posted()); got != 1 {
 		t.Errorf("digests posted = %d, want 1", got)
+	}
+	if hooked != 1 {
+		t.Errorf("OnSent called %d times, want once for the one digest posted", hooked)
 	}
 }
 

@@ -137,10 +137,8 @@ func (m *Metrics) Registry() *prometheus.Registry {
 	return m.registry
 }
 
-// DigestSent counts one storage digest sent to a conversation.
-//
-// NOTE: nothing calls it yet, because the digest service offers no hook
-// for its sends, so storagebot_digests_sent_total stays at zero.
+// DigestSent counts one storage digest sent to a conversation. serve
+// passes it to the digest service as its OnSent hook.
 func (m *Metrics) DigestSent() {
 	m.digestsSent.Inc()
 }

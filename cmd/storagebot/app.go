@@ -249,7 +249,7 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 		st.Close()
 		return nil, err
 	}
-	digests, err := newDigest(c, st, snapshots, conn, logger)
+	digests, err := newDigest(c, st, snapshots, conn, logger, meters.DigestSent)
 	if err != nil {
 		st.Close()
 		return nil, err

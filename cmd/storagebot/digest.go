@@ -86,8 +86,9 @@ func loadDigestConfig(c *digestConfig, get func(name, def string) string, env En
 }
 
 // newDigest builds the digest service on the store, the snapshot source and
-// the connector that serve uses.
-func newDigest(c Config, st store.Store, source digest.Source, conn *connector.Client, logger *slog.Logger) (*digest.Service, error) {
+// the connector that serve uses. onSent, when not nil, counts each digest
+// posted.
+func newDigest(c Config, st store.Store, source digest.Source, conn *connector.Client, logger *slog.Logger, onSent func()) (*digest.Service, error) {
 	thresholds := c.Digest.Thresholds
 	if c.TenantQuota <= 0 {
 		if c.Digest.ThresholdsSet && len(thresholds) > 0 {
@@ -104,6 +105,7 @@ func newDigest(c Config, st store.Store, source digest.Source, conn *connector.C
 		Thresholds:  thresholds,
 		TenantQuota: c.TenantQuota,
 		Logger:      logger.With("component", "digest"),
+		OnSent:      onSent,
 	})
 }
 
@@ -245,7 +247,7 @@ func openDigest(c Config, logger *slog.Logger) (*digest.Service, func(), error) 
 	}
 	conn := connector.New(connector.Config{HTTPClient: httpClient, Tokens: ctokens, Logger: logger.With("component", "connector")})
 
-	service, err := newDigest(c, st, source, conn, logger)
+	service, err := newDigest(c, st, source, conn, logger, nil)
 	if err != nil {
 		closeStore()
 		return nil, nil, err

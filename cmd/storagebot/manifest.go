@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/storagebot/storagebot/bot"
+	"github.com/storagebot/storagebot/cards"
+	"github.com/storagebot/storagebot/digest"
 	"github.com/storagebot/storagebot/manifest"
 )
 
@@ -74,7 +76,10 @@ func runManifest(ctx context.Context, args []string, env Env, stdout, stderr io.
 // takes more than its word.
 func manifestCommands() []manifest.Command {
 	var out []manifest.Command
-	for _, c := range bot.Commands() {
+	// The digest command is registered by serve on top of the bot's own
+	// table, so it is added here the same way.
+	table := append(bot.Commands(), cards.Command{Usage: digest.CommandUsage, Description: digest.CommandDescription})
+	for _, c := range table {
 		verb, _, _ := strings.Cut(c.Usage, " ")
 		description := c.Description
 		if c.Usage != verb {

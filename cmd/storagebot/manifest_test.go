@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/storagebot/storagebot/bot"
+	"github.com/storagebot/storagebot/cards"
+	"github.com/storagebot/storagebot/digest"
 )
 
 const testManifestAppID = "1f0e6a52-8c8d-4d0b-9a61-3f1b7c2e5d90"
@@ -100,10 +102,10 @@ func TestManifestCommandWritesPackage(t *testing.T) {
 		t.Errorf("bot scopes = %v, want [personal team]", m.Bots[0].Scopes)
 	}
 
-	table := bot.Commands()
+	table := append(bot.Commands(), cards.Command{Usage: digest.CommandUsage, Description: digest.CommandDescription})
 	for i, list := range m.Bots[0].CommandLists {
 		if len(list.Commands) != len(table) {
-			t.Fatalf("command list %d has %d commands, want one per bot command (%d)", i, len(list.Commands), len(table))
+			t.Fatalf("command list %d has %d commands, want one per bot command and digest (%d)", i, len(list.Commands), len(table))
 		}
 		for j, c := range list.Commands {
 			wantTitle := strings.Fields(table[j].Usage)[0]
