@@ -180,7 +180,9 @@ func startApp(c Config, httpClient *http.Client, logger *slog.Logger) (*app, err
 	}
 
 	localDevelopment := c.AppID == "" && isLoopback(c.Addr)
-	if problems := serveProblems(c); len(problems) > 0 {
+	if problems := serveProblems(c); len(problems) > 1 {
+		return nil, &configError{problems: problems}
+	} else if len(problems) == 1 {
 		return nil, errors.New(problems[0])
 	}
 

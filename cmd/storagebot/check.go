@@ -35,6 +35,12 @@ func serveProblems(c Config) []string {
 	if len(c.TenantIDs) == 0 {
 		problems = append(problems, "missing tenant: set MicrosoftAppTenantId or STORAGEBOT_TENANT_IDS to the tenant the bot serves")
 	}
+	if c.GraphToken == "" && (c.TenantID == "" || c.ClientID == "" || c.ClientSecret == "" && c.CertificatePath == "") {
+		problems = append(problems, "missing Graph credentials: set GRAPH_TOKEN, or AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH (the Microsoft* bot settings are used when these are empty)")
+	}
+	if c.AppID != "" && c.AppType != appTypeUserAssignedMSI && c.AppPassword == "" && c.AppCertificatePath == "" {
+		problems = append(problems, "missing MicrosoftAppPassword: the bot needs it, or STORAGEBOT_APP_CERTIFICATE_PATH, to send replies when MicrosoftAppId is set")
+	}
 	return problems
 }
 
@@ -82,7 +88,18 @@ func checkServe(ctx context.Context, c Config, loadErr error, httpClient *http.C
 			problems = append(problems, fmt.Sprintf("BotOpenIdMetadata: %v", err))
 		}
 	}
-	return problems
+
+	// A missing credential is found both by the settings check and by the
+	// attempt to build its token source: report it once.
+	seen := make(map[string]bool, len(problems))
+	unique := problems[:0]
+	for _, p := range problems {
+		if !seen[p] {
+			seen[p] = true
+			unique = append(unique, p)
+		}
+	}
+	return unique
 }
 
 func checkToken(ctx context.Context, tokens entra.TokenSource) error {

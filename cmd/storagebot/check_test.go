@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"os"
@@ -163,5 +164,19 @@ func TestServeCheckFlagExitStatus(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "configuration check failed") {
 		t.Errorf("stderr does not end with the summary line:\n%s", stderr.String())
+	}
+}
+
+func TestServeReportsEveryMissingSetting(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	env := mapEnv{"MicrosoftAppId": "11111111-1111-1111-1111-111111111111"}
+	code := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, env, &stdout, &stderr)
+	if code != 1 {
+		t.Fatalf("serve exited %d, want 1", code)
+	}
+	for _, want := range []string{"missing tenant", "missing Graph credentials", "missing MicrosoftAppPassword"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not report %q:\n%s", want, stderr.String())
+		}
 	}
 }
