@@ -1,10 +1,6 @@
 package store
 
 import (
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -14,11 +10,8 @@ import (
 	"time"
 
 	"github.com/storagebot/storagebot/scanner"
+	"github.com/storagebot/storagebot/store/storetest"
 )
-
-// databaseURLVariable names a PostgreSQL database for the PostgreSQL cases,
-// for example postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
-const databaseURLVariable = "STORAGEBOT_TEST_DATABASE_URL"
 
 // testBackend is one fresh database that tests open Stores on.
 type testBackend struct {
@@ -54,37 +47,8 @@ func sqliteBackend(t *testing.T) testBackend {
 // and drops it when the test ends.
 func postgresBackend(t *testing.T) testBackend {
 	t.Helper()
-	base := os.Getenv(databaseURLVariable)
-	if base == "" {
-		t.Skipf("%s is not set; set it to a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run the PostgreSQL cases", databaseURLVariable)
-	}
-
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", databaseURLVariable, err)
-	}
-	t.Cleanup(func() { admin.Close() })
-
-	random := make([]byte, 6)
-	rand.Read(random)
-	schema := "store_test_" + hex.EncodeToString(random)
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() {
-		// t.Context is already cancelled when cleanups run.
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-
-	separator := "?"
-	if strings.Contains(base, "?") {
-		separator = "&"
-	}
-	// pgx sends unknown URL parameters such as search_path to the server as
-	// run-time parameters.
-	return testBackend{name: "postgres", url: base + separator + "search_path=" + schema}
+	b := storetest.Postgres(t)
+	return testBackend{name: b.Name, url: b.URL}
 }
 
 // baseTime is a fixed Monday, so ISO weeks in tests start on known days.
