@@ -55,13 +55,13 @@ const (
 )
 
 // Source returns the latest scan, scanning when none is fresh. It must
-// return when ctx ends. scanner.Cache implements it.
+// return when ctx ends. snapshot.Source implements it.
 type Source interface {
 	Get(ctx context.Context) (*scanner.Result, error)
 }
 
 // Refresher starts a new scan whatever the age of the last one.
-// scanner.Cache implements it. A Source that also implements it enables the
+// snapshot.Source implements it. A Source that also implements it enables the
 // refresh command.
 type Refresher interface {
 	Refresh(ctx context.Context) (*scanner.Result, error)

@@ -24,6 +24,12 @@ const (
 	// replica that dies mid-scan blocks the others' scans for at most this
 	// long. The holder renews the lease every third of it.
 	DefaultLeaseTTL = time.Minute
+	// DefaultTTL is how long the latest stored scan answers before Get
+	// starts a new one.
+	DefaultTTL = 15 * time.Minute
+	// DefaultScanTimeout bounds a scan that Get or Refresh starts. The scan
+	// runs apart from the callers' contexts, so it needs its own limit.
+	DefaultScanTimeout = 30 * time.Minute
 	// DefaultPollInterval is how often a replica that waits for another
 	// replica's scan reads the store.
 	DefaultPollInterval = time.Second
@@ -54,10 +60,10 @@ type Config struct {
 	// name, the process id and a random suffix.
 	Holder string
 	// TTL is how long a snapshot is served before Get scans again. Zero or
-	// less means scanner.DefaultCacheTTL.
+	// less means DefaultTTL.
 	TTL time.Duration
 	// ScanTimeout bounds one scan, including the wait for another
-	// replica's scan. Zero or less means scanner.DefaultScanTimeout.
+	// replica's scan. Zero or less means DefaultScanTimeout.
 	ScanTimeout time.Duration
 	// LeaseTTL is the scan lease's lifetime (default DefaultLeaseTTL).
 	LeaseTTL time.Duration
@@ -145,8 +151,8 @@ func New(cfg Config) (*Source, error) {
 		scan:         cfg.Scan,
 		leaseName:    "scan:" + cfg.TenantID,
 		holder:       cfg.Holder,
-		ttl:          positiveOr(cfg.TTL, scanner.DefaultCacheTTL),
-		scanTimeout:  positiveOr(cfg.ScanTimeout, scanner.DefaultScanTimeout),
+		ttl:          positiveOr(cfg.TTL, DefaultTTL),
+		scanTimeout:  positiveOr(cfg.ScanTimeout, DefaultScanTimeout),
 		leaseTTL:     positiveOr(cfg.LeaseTTL, DefaultLeaseTTL),
 		pollInterval: positiveOr(cfg.PollInterval, DefaultPollInterval),
 		now:          cfg.Now,
