@@ -25,10 +25,10 @@ const DefaultTopRows = 10
 // Column weights of a Top row. Every row is its own ColumnSet, so the same
 // weights keep the columns aligned from row to row.
 const (
-	nameWeight  = 6
-	usedWeight  = 2
+	nameWeight  = 5
+	usedWeight  = 3
 	shareWeight = 2
-	barWeight   = 3
+	barWeight   = 2
 )
 
 // timeLayout formats scan times. Cards show UTC because the bot does not
