@@ -1,6 +1,7 @@
 package simtenant
 
 import (
+	"hash/fnv"
 	"net/http"
 	"slices"
 	"strings"
@@ -60,6 +61,24 @@ var schoolPeople = []person{
 	{id: AdeleUserID, displayName: "Adele Vance", owns: []string{"📚 Reading Champions", "Head's Office"}},
 	{id: StudentUserID, displayName: "Lynne Robbins"},
 }
+
+// schoolStaff own the Teams that no user of schoolPeople owns, one each,
+// picked from the group id, so owner lines in the demo look like a school's.
+// They are not Agents Playground users, so nobody chats as them.
+var schoolStaff = []person{
+	{id: "5a1d0c3e-2b4f-4e61-9a70-000000000101", displayName: "Dana Whitfield"},
+	{id: "5a1d0c3e-2b4f-4e61-9a70-000000000102", displayName: "Tomasz Nowicki"},
+	{id: "5a1d0c3e-2b4f-4e61-9a70-000000000103", displayName: "Priya Raman"},
+	{id: "5a1d0c3e-2b4f-4e61-9a70-000000000104", displayName: "Hugo Ferreira"},
+	{id: "5a1d0c3e-2b4f-4e61-9a70-000000000105", displayName: "Niamh O'Connell"},
+	{id: "5a1d0c3e-2b4f-4e61-9a70-000000000106", displayName: "Kwame Asante"},
+	{id: "5a1d0c3e-2b4f-4e61-9a70-000000000107", displayName: "Léa Marchand"},
+	{id: "5a1d0c3e-2b4f-4e61-9a70-000000000108", displayName: "Sofia Lindqvist"},
+}
+
+// ownerlessEvery makes one Team in this many (by group id) have no owner
+// at all, as happens when the last owner leaves the school.
+const ownerlessEvery = 25
 
 var schoolSecurityGroups = []securityGroup{
 	{id: ITAdminsGroupID, displayName: "IT Admins"},
@@ -140,7 +159,26 @@ func (t *Tenant) handleOwners(w http.ResponseWriter, r *http.Request) {
 			owners = append(owners, directoryObject("#microsoft.graph.user", p.id, p.displayName, r))
 		}
 	}
+	if staff, ok := t.staffOwner(groupID); ok && len(owners) == 0 {
+		owners = append(owners, directoryObject("#microsoft.graph.user", staff.id, staff.displayName, r))
+	}
 	t.writeDirectoryObjects(w, r, owners)
+}
+
+// staffOwner returns the member of schoolStaff who owns the Team groupID,
+// or false for a security group and for the Teams left without an owner.
+func (t *Tenant) staffOwner(groupID string) (person, bool) {
+	i, ok := t.dir.byID[groupID]
+	if !ok || !t.dir.groups[i].IsTeam {
+		return person{}, false
+	}
+	h := fnv.New32a()
+	h.Write([]byte(groupID))
+	sum := h.Sum32()
+	if sum%ownerlessEvery == 0 {
+		return person{}, false
+	}
+	return schoolStaff[sum%uint32(len(schoolStaff))], true
 }
 
 // ownedGroupIDs resolves p's owned Team names to the lower-case ids of the

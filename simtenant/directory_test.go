@@ -110,3 +110,36 @@ func TestDirectoryRequiresToken(t *testing.T) {
 		t.Errorf("returned status %d without a token, want 401", status)
 	}
 }
+
+// Most school Teams have a staff owner, and a few have none, so owner lines
+// in the demo show both cases.
+func TestSchoolTeamsHaveStaffOwners(t *testing.T) {
+	sim := startTenant(t, simtenant.Options{})
+	token := requestToken(t, sim, simtenant.GraphResource)
+
+	owned, ownerless := 0, 0
+	for _, g := range simtenant.School() {
+		if !g.IsTeam {
+			continue
+		}
+		status, _, body := send(t, sim, http.MethodGet, sim.GraphURL()+"/groups/"+g.ID+"/owners", token, nil)
+		if status != http.StatusOK {
+			t.Fatalf("owners of %s: status %d: %s", g.ID, status, body)
+		}
+		var page directoryPage
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatalf("decode owners of %s: %v", g.ID, err)
+		}
+		if len(page.Value) == 0 {
+			ownerless++
+		} else {
+			owned++
+		}
+	}
+	if ownerless == 0 {
+		t.Error("every school Team has an owner, want a few without one")
+	}
+	if owned < 10*ownerless {
+		t.Errorf("%d Teams have owners and %d have none, want most to have one", owned, ownerless)
+	}
+}
