@@ -336,7 +336,7 @@ func (b *Bot) runMyTeams(ctx context.Context, req request) (cards.AdaptiveCard, 
 	// given, so here a share is of the user's own Teams, not of the tenant.
 	filtered := *result
 	filtered.Teams = mine
-	return cards.Top(&filtered, min(len(mine), maxTopTeams)), nil
+	return cards.TopPage(&filtered, cards.TopOptions{N: min(len(mine), maxTopTeams), Title: "Your Teams by storage"}), nil
 }
 
 // runRefresh handles "refresh": a new scan now, at most once per user per

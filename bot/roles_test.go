@@ -148,7 +148,7 @@ func TestRolesDecideWhatUsersSee(t *testing.T) {
 		{name: "owner refused top button", user: ownerUser, value: map[string]any{"cmd": "top", "n": 5}, want: adminsOnlyCard("top")},
 		{name: "owner refused refresh", user: ownerUser, text: "refresh", want: adminsOnlyCard("refresh")},
 		{name: "owner help lists own commands", user: ownerUser, text: "help", want: cards.Help(commandsFor(ownerOf("g-bob")))},
-		{name: "owner my teams", user: ownerUser, text: "my teams", want: cards.Top(&ownerTop, 2), wantSource: true},
+		{name: "owner my teams", user: ownerUser, text: "my teams", want: cards.TopPage(&ownerTop, cards.TopOptions{N: 2, Title: "Your Teams by storage"}), wantSource: true},
 		{name: "owner usage of own team", user: ownerUser, text: "usage bob", want: cards.Usage(teamByID(t, result, "g-bob"), result), wantSource: true},
 		{
 			name: "owner usage by name of another team", user: ownerUser, text: "usage marketing",

@@ -874,3 +874,15 @@ func TestCardTextEscapesNames(t *testing.T) {
 		}
 	}
 }
+
+func TestTopPageCustomTitle(t *testing.T) {
+	text := plainText(t, TopPage(sampleResult(), TopOptions{N: 2, Title: "Your Teams by storage"}))
+
+	first := strings.SplitN(text, "\n", 2)[0]
+	if first != "Your Teams by storage" {
+		t.Errorf("heading = %q, want the custom title", first)
+	}
+	if strings.Contains(text, "Top 2 Teams") {
+		t.Errorf("card still has the ranking heading:\n%s", text)
+	}
+}

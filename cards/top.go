@@ -65,6 +65,10 @@ type TopOptions struct {
 	// map with no names is flagged "No owner". A Team missing from the map
 	// gets no owners line, for example because its lookup failed.
 	Owners map[string][]string
+	// Title replaces the "Top N Teams by storage" heading, for a list that
+	// is not the tenant's ranking, such as the asker's own Teams. It is
+	// markdown written by the caller, so it must not hold user input.
+	Title string
 }
 
 // Top builds the "top N Teams" card: the N Teams that use the most storage,
@@ -111,7 +115,7 @@ func TopPage(r *scanner.Result, opts TopOptions) AdaptiveCard {
 	}
 
 	return fitCard(len(rows), func(shown int) AdaptiveCard {
-		body := topHead(r, offset, shown, total)
+		body := topHead(r, offset, shown, total, opts.Title)
 		body = append(body, rows[:shown]...)
 		if opts.Paging {
 			body = append(body, pagingButtons(n, offset, shown, len(measured))...)
@@ -160,10 +164,13 @@ func pagingButtons(n, offset, shown, measured int) []Element {
 	return []Element{ActionSet{Actions: actions, Spacing: "Medium"}}
 }
 
-// topHead returns the title, the summary line and the column headers.
-func topHead(r *scanner.Result, offset, rowCount int, total int64) []Element {
+// topHead returns the title, the summary line and the column headers. A
+// non-empty custom title replaces the ranking heading.
+func topHead(r *scanner.Result, offset, rowCount int, total int64, custom string) []Element {
 	title := fmt.Sprintf("Top %d Teams by storage", rowCount)
 	switch {
+	case custom != "":
+		title = custom
 	case offset > 0 && rowCount > 0:
 		title = fmt.Sprintf("Teams ranked %d to %d by storage", offset+1, offset+rowCount)
 	case rowCount == 1:
