@@ -229,9 +229,15 @@ func (b *Bot) runTop(ctx context.Context, req request) (cards.AdaptiveCard, erro
 		return cards.AdaptiveCard{}, err
 	}
 
-	opts := cards.TopOptions{N: n, Offset: req.offset, Paging: true}
-	opts.Owners = b.ownerNames(ctx, rankedIDs(result, req.offset, n))
-	return cards.TopPage(result, opts), nil
+	return b.topPage(ctx, result, n, req.offset), nil
+}
+
+// topPage builds the ranked card that top and refresh answer with: n Teams
+// from offset, their owners, and paging buttons.
+func (b *Bot) topPage(ctx context.Context, result *scanner.Result, n, offset int) cards.AdaptiveCard {
+	opts := cards.TopOptions{N: n, Offset: offset, Paging: true}
+	opts.Owners = b.ownerNames(ctx, rankedIDs(result, offset, n))
+	return cards.TopPage(result, opts)
 }
 
 // topCount parses the arguments of the top command.
@@ -361,7 +367,7 @@ func (b *Bot) runRefresh(ctx context.Context, req request) (cards.AdaptiveCard, 
 	if result == nil {
 		return cards.AdaptiveCard{}, errors.New("refresh scan: source returned no result")
 	}
-	return cards.Top(result, defaultTopTeams), nil
+	return b.topPage(ctx, result, defaultTopTeams, 0), nil
 }
 
 // result returns the latest scan from the Source.
