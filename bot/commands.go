@@ -269,9 +269,9 @@ func isTeamsWord(s string) bool {
 }
 
 // runUsage handles "usage <team name>" and the usage button of a card.
-// An owner sees only the Teams they own: a button for another Team is
-// refused before the scan is read, so the answer does not reveal whether
-// that Team exists.
+// An owner sees only the Teams they own: a button for another Team gets
+// the same refusal whether or not that Team exists, so the reply does not
+// reveal it.
 func (b *Bot) runUsage(ctx context.Context, req request) (cards.AdaptiveCard, error) {
 	query := strings.Join(req.args, " ")
 	if req.teamID == "" && query == "" {
