@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/storagebot/storagebot/entra"
 	"github.com/storagebot/storagebot/simtenant"
 )
 
@@ -177,28 +176,11 @@ func TestScanCommandPrintsCSV(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	caFile := filepath.Join(dir, "sim-ca.pem")
-	if err := os.WriteFile(caFile, sim.CertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := writeSimCA(t, sim, dir)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tokens, err := entra.New(entra.Config{
-		AuthorityHost: sim.AuthorityHost(),
-		TenantID:      simtenant.PlaygroundTenantID,
-		ClientID:      simtenant.DefaultClientID,
-		ClientSecret:  simtenant.DefaultClientSecret,
-		Scope:         graphScope,
-		HTTPClient:    sim.HTTPClient(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := tokens.Token(ctx)
-	if err != nil {
-		t.Fatalf("get a token from the simulated authority: %v", err)
-	}
+	token := simGraphToken(ctx, t, sim)
 
 	cmd := exec.CommandContext(ctx, bin, "scan", "--graph-url", sim.GraphURL(), "--format", "csv")
 	cmd.Env = []string{"SSL_CERT_FILE=" + caFile, "GRAPH_TOKEN=" + token, "HOME=" + dir}

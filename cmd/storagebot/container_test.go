@@ -65,10 +65,7 @@ func dockerfileBuildLine(t *testing.T) string {
 func simServeEnv(t *testing.T, sim *simtenant.Tenant) []string {
 	t.Helper()
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "sim-ca.pem")
-	if err := os.WriteFile(caFile, sim.CertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := writeSimCA(t, sim, dir)
 	return []string{
 		"HOME=" + dir,
 		"SSL_CERT_FILE=" + caFile,

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/storagebot/storagebot/entra"
 	"github.com/storagebot/storagebot/simtenant"
 	"github.com/storagebot/storagebot/store/storetest"
 )
@@ -135,25 +133,8 @@ func TestServeRestartAndKillDuringScan(t *testing.T) {
 			t.Fatalf("start simulated tenant: %v", err)
 		}
 		t.Cleanup(sim.Close)
-		caFile := filepath.Join(t.TempDir(), "sim-ca.pem")
-		if err := os.WriteFile(caFile, sim.CertPEM(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		tokens, err := entra.New(entra.Config{
-			AuthorityHost: sim.AuthorityHost(),
-			TenantID:      simtenant.PlaygroundTenantID,
-			ClientID:      simtenant.DefaultClientID,
-			ClientSecret:  simtenant.DefaultClientSecret,
-			Scope:         graphScope,
-			HTTPClient:    sim.HTTPClient(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		token, err := tokens.Token(ctx)
-		if err != nil {
-			t.Fatalf("get a token from the simulated authority: %v", err)
-		}
+		caFile := writeSimCA(t, sim, t.TempDir())
+		token := simGraphToken(ctx, t, sim)
 
 		env := []string{
 			"HOME=" + t.TempDir(),
