@@ -52,7 +52,7 @@ type DigestTarget struct {
 	Name string
 	// Active is false once the Bot Connector returned 403 or 404 for it.
 	Active bool
-	// Reason is why an inactive target stopped.
+	// Reason is the error that made the target inactive.
 	Reason string
 }
 

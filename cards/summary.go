@@ -35,11 +35,11 @@ type SummaryDetails struct {
 	WeekChange Change
 }
 
-// Summary builds the tenant overview: the bytes used by all measured Teams
-// and their share of the tenant quota, the change over the last week,
-// reclaimable recycle-bin bytes, measured Teams by quota state, the Teams
-// that were not measured by outcome, and the three largest Teams. A click on
-// one of those sends SubmitData{Cmd: CmdUsage, TeamID: id}.
+// Summary builds the tenant overview. It shows the bytes used by all
+// measured Teams and their share of the tenant quota, and the change over
+// the last week. It then lists reclaimable recycle-bin bytes, measured Teams
+// by quota state, unmeasured Teams by outcome, and the three largest Teams.
+// A click on one of those sends SubmitData{Cmd: CmdUsage, TeamID: id}.
 func Summary(r *scanner.Result, d SummaryDetails) AdaptiveCard {
 	if r == nil {
 		return Message("No scan yet", "Storage has not been scanned yet. Try again in a few minutes.")

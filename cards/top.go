@@ -16,7 +16,7 @@ import (
 //
 // NOTE: a Microsoft Q&A thread (learn.microsoft.com/en-us/answers/questions/5566078)
 // reports 413 RequestEntityTooLarge for a 70 KB payload, so Teams may count
-// bytes differently; cards of the sample tenant stay far below this limit.
+// bytes differently. Cards of the sample tenant stay far below this limit.
 const MaxCardBytes = 80_000
 
 // DefaultTopRows is how many rows Top shows when asked for fewer than one.

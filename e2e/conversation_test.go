@@ -55,10 +55,10 @@ type botAnswer struct {
 }
 
 // TestPlaygroundAdminConversation chats with `storagebot demo` from the
-// Agents Playground as its default user, an admin: summary, top 10, the
-// next page, usage of a name two Teams share (a choice card, then the
-// chosen Team), refresh with its progress updates, and export with a link
-// that downloads once.
+// Agents Playground as its default user, an admin. It sends summary, top 10
+// and the next page, then usage of a name two Teams share (a choice card,
+// then the chosen Team). It ends with refresh and its progress updates, and
+// export with a link that downloads once.
 func TestPlaygroundAdminConversation(t *testing.T) {
 	node, playgroundCLI, loopbackPreload := findPlayground(t)
 	bin := buildStorageBot(t)

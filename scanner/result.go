@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Outcome is how the scan of one Team ended.
+// Outcome is the result of scanning one Team.
 type Outcome string
 
 // Every Team in a Result carries exactly one of these outcomes.
@@ -23,7 +23,7 @@ const (
 	OutcomeNoDrive Outcome = "no_drive"
 	// OutcomeForbidden means Graph answered 401 or 403 for this Team's drive.
 	OutcomeForbidden Outcome = "forbidden"
-	// OutcomeFailed means every attempt failed; Reason says why.
+	// OutcomeFailed means every attempt failed. Reason gives the cause.
 	OutcomeFailed Outcome = "failed"
 )
 
